@@ -1,0 +1,151 @@
+"""The machinery every exercise checker shares.
+
+A checker is a function decorated with :func:`checker`. It receives the student's
+object (a function, module, tensor or plain answer) and raises ``AssertionError`` with
+a message that says *what* is wrong without giving the answer. The decorator turns
+that into the four outcomes a student sees:
+
+* correct: a one-line pass, and ``True`` is returned;
+* not attempted: the placeholder is still there (``None``, ``...``, or code that raises
+  ``NotImplementedError``); a one-line note, ``False`` is returned and nothing crashes,
+  so a student can run a whole chapter before doing its exercises (set
+  ``COURSE_STRICT_CHECKS=1`` to make this an error, as a grader would);
+* wrong: :class:`CheckFailed` (an ``AssertionError``) with what is wrong;
+* the student's code raised: :class:`StudentCodeError`, naming the line of *their*
+  code, with their traceback chained below it; it is not shown as a checker crash.
+
+Each outcome is also recorded for ``python -m course_utils run`` / ``grade``.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import traceback
+from collections.abc import Callable
+from pathlib import Path
+
+from course_utils.runtime import _append_results
+
+_PACKAGE_DIR = str(Path(__file__).resolve().parent.parent)
+STRICT_ENV = "COURSE_STRICT_CHECKS"
+
+
+class CheckFailed(AssertionError):
+    """The student's answer is wrong; the message says what is wrong."""
+
+
+class NotAttemptedError(AssertionError):
+    """Raised instead of a note when ``COURSE_STRICT_CHECKS=1`` (grading)."""
+
+
+class StudentCodeError(Exception):
+    """The student's own code raised while the checker ran it."""
+
+
+class _NotAttempted(Exception):
+    pass
+
+
+def is_placeholder(obj) -> bool:
+    """True for the placeholders an unattempted exercise leaves: ``None`` and ``...``."""
+    return obj is None or obj is Ellipsis
+
+
+def _student_frame(tb) -> traceback.FrameSummary | None:
+    frames = [f for f in traceback.extract_tb(tb) if not f.filename.startswith(_PACKAGE_DIR)]
+    return frames[-1] if frames else None
+
+
+def call_student(fn: Callable, *args, **kwargs):
+    """Call the student's ``fn``; turn their exceptions into clear, attributed errors."""
+    try:
+        return fn(*args, **kwargs)
+    except NotImplementedError as exc:
+        raise _NotAttempted() from exc
+    except Exception as exc:  # the student's bug, shown as theirs
+        frame = _student_frame(exc.__traceback__)
+        where = ""
+        if frame is not None:
+            line = (frame.line or "").strip()
+            where = f" at line {frame.lineno} of your code" + (f": `{line}`" if line else "")
+        name = getattr(fn, "__name__", "your code")
+        raise StudentCodeError(
+            f"your `{name}` raised {type(exc).__name__}: {exc}{where}. "
+            "This error comes from your code (its traceback is above), not from the checker."
+        ) from exc
+
+
+def checker(title: str, hint: str | None = None):
+    """Decorate a check function ``check(answer, ...)`` that raises ``AssertionError``."""
+
+    def deco(check: Callable):
+        @functools.wraps(check)
+        def wrapper(answer=None, *args, **kwargs):
+            try:
+                if is_placeholder(answer):
+                    raise _NotAttempted()
+                check(answer, *args, **kwargs)
+            except _NotAttempted:
+                _record(title, "not attempted")
+                msg = f"[not attempted] {title}: replace the placeholder with your answer, then run this cell again."
+                if os.environ.get(STRICT_ENV) == "1":
+                    raise NotAttemptedError(msg) from None
+                print(msg)
+                return False
+            except StudentCodeError:
+                _record(title, "error in student code")
+                raise
+            except AssertionError as exc:
+                _record(title, "wrong")
+                raise CheckFailed(f"{title}: {exc}") from None
+            _record(title, "passed")
+            print(f"[correct] {title}")
+            return True
+
+        wrapper.title = title
+        wrapper.hint = functools.partial(_print_hint, title, hint)
+        return wrapper
+
+    return deco
+
+
+def _print_hint(title: str, hint: str | None) -> None:
+    print(f"Hint for {title}: {hint or 'no hint for this one; reread the section above.'}")
+
+
+def _record(title: str, outcome: str) -> None:
+    _append_results("exercises", {title: outcome})
+
+
+# ---- small assertion helpers that give useful, answer-free messages ---------------
+
+
+def expect_type(obj, types, what: str) -> None:
+    if not isinstance(obj, types):
+        names = (
+            " or ".join(t.__name__ for t in types) if isinstance(types, tuple) else types.__name__
+        )
+        raise AssertionError(f"{what} should be a {names}, got {type(obj).__name__}")
+
+
+def expect_shape(tensor, shape, what: str) -> None:
+    actual = tuple(getattr(tensor, "shape", ()))
+    if actual != tuple(shape):
+        raise AssertionError(f"{what} has shape {actual}, expected {tuple(shape)}")
+
+
+def expect_close(actual, expected, case: str, atol: float = 1e-5, rtol: float = 1e-4) -> None:
+    """Compare tensors on a named case; the message gives the size of the error only."""
+    import torch
+
+    expect_type(actual, torch.Tensor, f"the result on case '{case}'")
+    expect_shape(actual, expected.shape, f"the result on case '{case}'")
+    if actual.dtype.is_floating_point and not torch.isfinite(actual).all():
+        raise AssertionError(f"the result on case '{case}' contains NaN or inf")
+    actual = actual.detach().to(expected.device, expected.dtype)
+    if not torch.allclose(actual, expected, atol=atol, rtol=rtol):
+        err = (actual - expected).abs().max().item()
+        raise AssertionError(
+            f"wrong values on case '{case}' (largest difference from the reference: {err:.3g})"
+        )

@@ -1,0 +1,192 @@
+"""The course's command line. Start it with ``python3 -m course_utils COMMAND``.
+
+Commands:
+  run [CHAPTER ...]     execute the chapters (all, or those named: 1, 02, attention, a path)
+                        headless and offline; executed notebooks and HTML go to build/
+  test [PYTEST ARGS]    the whole test suite: unit tests, lint, every notebook under nbval
+  doctor                check this machine: versions, device, offline assets, a tiny training step
+  release               write the student version of every chapter (solutions removed)
+  grade NOTEBOOK ...    execute submitted notebooks and tabulate their exercise checks
+  sync-setup            rewrite the first code cell of every chapter from course_utils.colab
+  strip [NOTEBOOK ...]  remove outputs and execution counts from notebooks
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from course_utils.runtime import REPO_ROOT
+
+DEFAULT_BUILD = REPO_ROOT / "build"
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):  # one line, not a usage dump
+        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="python -m course_utils", description=__doc__.split("\n\n")[0],
+                formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+
+    run = sub.add_parser("run", help="execute chapters and print a results table")
+    run.add_argument("chapters", nargs="*", help="chapter numbers, names or notebook paths")
+    run.add_argument("--build-dir", type=Path, default=DEFAULT_BUILD)
+    run.add_argument("--timeout", type=int, default=900, help="seconds per cell")
+    run.add_argument("--no-html", action="store_true", help="skip the HTML copies")
+
+    test = sub.add_parser("test", help="run the whole test suite (offline)")
+    test.add_argument("pytest_args", nargs=argparse.REMAINDER, help="passed on to pytest")
+
+    sub.add_parser("doctor", help="check the environment")
+
+    rel = sub.add_parser("release", help="write student notebooks without solutions")
+    rel.add_argument("--out", type=Path, default=DEFAULT_BUILD / "student")
+
+    grade = sub.add_parser("grade", help="execute submissions and tabulate exercise checks")
+    grade.add_argument("notebooks", nargs="+", type=Path)
+    grade.add_argument("--build-dir", type=Path, default=DEFAULT_BUILD / "grading")
+    grade.add_argument("--timeout", type=int, default=900)
+
+    sub.add_parser("sync-setup", help="rewrite every chapter's setup cell")
+    strip = sub.add_parser("strip", help="remove outputs from notebooks")
+    strip.add_argument("notebooks", nargs="*", type=Path)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    if args.command is None:
+        _parser().print_help()
+        return 0
+    try:
+        return _COMMANDS[args.command](args)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except (ValueError, FileNotFoundError) as exc:
+        print(f"python -m course_utils {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+
+
+def _cmd_run(args) -> int:
+    from course_utils.notebooks import resolve_chapters
+    from course_utils.runner import format_table, run_chapters
+
+    paths = resolve_chapters(args.chapters)
+    if not paths:
+        raise ValueError("no chapters found in notebooks/")
+    results = run_chapters(paths, args.build_dir, timeout=args.timeout, html=not args.no_html)
+    print()
+    print(format_table(results))
+    for r in results:
+        if not r.passed:
+            print(f"\n{r.chapter} failed: {r.error}\n  executed copy: {r.executed}")
+    print(f"\nexecuted notebooks and HTML: {args.build_dir}")
+    return 0 if all(r.passed for r in results) else 1
+
+
+def test_environment(tmp: str) -> dict[str, str]:
+    """Environment for the test suite: offline, headless, caches in a temporary folder."""
+    return {
+        **os.environ,
+        "HF_HUB_OFFLINE": "1",
+        "TRANSFORMERS_OFFLINE": "1",
+        "HF_DATASETS_OFFLINE": "1",
+        "HF_HOME": os.path.join(tmp, "hf"),
+        "COURSE_CACHE_DIR": os.path.join(tmp, "course-cache"),
+        "MPLBACKEND": "Agg",
+        "MPLCONFIGDIR": os.path.join(tmp, "mpl"),
+        "IPYTHONDIR": os.path.join(tmp, "ipython"),
+        "JUPYTER_RUNTIME_DIR": os.path.join(tmp, "jupyter-runtime"),
+        "TOKENIZERS_PARALLELISM": "false",
+        "PYTHONHASHSEED": "0",
+    }
+
+
+def _cmd_test(args) -> int:
+    extra = [a for a in args.pytest_args if a != "--"]
+    cmd = [sys.executable, "-m", "pytest", "--nbval-lax", "--nbval-current-env", *extra]
+    with tempfile.TemporaryDirectory(prefix="course-test-") as tmp:
+        print("$ " + " ".join(["pytest", *cmd[3:]]), flush=True)
+        return subprocess.run(cmd, cwd=REPO_ROOT, env=test_environment(tmp)).returncode
+
+
+def _cmd_doctor(args) -> int:
+    from course_utils import doctor
+
+    return doctor.run()
+
+
+def _cmd_release(args) -> int:
+    import nbformat
+
+    from course_utils.notebooks import list_chapters, read, student_version
+
+    args.out.mkdir(parents=True, exist_ok=True)
+    for path in list_chapters():
+        nbformat.write(student_version(read(path)), str(args.out / path.name))
+        print(f"wrote {args.out / path.name}")
+    return 0
+
+
+def _cmd_grade(args) -> int:
+    from course_utils.runner import execute_notebook
+
+    failed = 0
+    for path in args.notebooks:
+        if not path.is_file():
+            raise FileNotFoundError(f"no such notebook: {path}")
+    for path in args.notebooks:
+        result = execute_notebook(path, args.build_dir, timeout=args.timeout, html=False,
+                                  allow_errors=True)
+        print(f"\n{path}: {len(result.exercises)} exercise check(s) ran")
+        for title, outcome in result.exercises.items():
+            print(f"  {outcome:<22} {title}")
+            failed += outcome != "passed"
+        if result.error:
+            print(f"  first error in the notebook: {result.error}")
+    return 1 if failed else 0
+
+
+def _cmd_sync_setup(args) -> int:
+    import nbformat
+
+    from course_utils.colab import setup_cell_source
+    from course_utils.notebooks import list_chapters, read
+
+    for path in list_chapters():
+        nb = read(path)
+        code = [c for c in nb.cells if c.cell_type == "code"]
+        if code and code[0].source != setup_cell_source():
+            code[0].source = setup_cell_source()
+            nbformat.write(nb, str(path))
+            print(f"updated {path.name}")
+    return 0
+
+
+def _cmd_strip(args) -> int:
+    import nbformat
+
+    from course_utils.notebooks import list_chapters, read, strip_outputs
+
+    for path in args.notebooks or list_chapters():
+        nbformat.write(strip_outputs(read(path)), str(path))
+    return 0
+
+
+_COMMANDS = {
+    "run": _cmd_run,
+    "test": _cmd_test,
+    "doctor": _cmd_doctor,
+    "release": _cmd_release,
+    "grade": _cmd_grade,
+    "sync-setup": _cmd_sync_setup,
+    "strip": _cmd_strip,
+}

@@ -1,0 +1,84 @@
+"""The command line: the runner's table, clear one-line errors, release and grading."""
+
+import json
+import os
+import subprocess
+import sys
+
+import nbformat
+import pytest
+
+from course_utils.cli import main
+from course_utils.notebooks import list_chapters, read, student_version
+from course_utils.runtime import REPO_ROOT
+
+
+def _cli(*args, tmp_path):
+    env = {**os.environ, "COURSE_NO_VENV": "1", "COURSE_CACHE_DIR": str(tmp_path / "cache")}
+    return subprocess.run([sys.executable, "-m", "course_utils", *args], cwd=REPO_ROOT, env=env,
+                          capture_output=True, text=True, timeout=600)
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["run", "99"], "no chapter matches '99'"),
+        (["run", "no-such-topic"], "no chapter matches 'no-such-topic'"),
+        (["run", "missing/00_nothing.ipynb"], "no such notebook"),
+        (["grade", "missing.ipynb"], "no such notebook"),
+        (["frobnicate"], "invalid choice"),
+    ],
+)
+def test_bad_input_gets_a_one_line_error(args, message, tmp_path):
+    proc = _cli(*args, tmp_path=tmp_path)
+    assert proc.returncode == 2
+    assert message in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_run_executes_a_chapter_and_prints_the_table(tmp_path):
+    build = tmp_path / "build"
+    proc = _cli("run", "01", "--build-dir", str(build), tmp_path=tmp_path)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    assert "chapter" in proc.stdout and "key metrics" in proc.stdout
+    assert "01_background  pass" in proc.stdout
+    assert (build / "executed" / "01_background.ipynb").is_file()
+    assert (build / "html" / "01_background.html").is_file()
+    results = json.loads((build / "results.json").read_text())
+    assert results[0]["passed"] and results[0]["metrics"]["image_tokens"] == 197
+    assert set(results[0]["exercises"].values()) == {"passed"}
+
+
+def test_run_fails_with_nonzero_exit_when_a_chapter_fails(tmp_path):
+    nb = read(list_chapters()[0])
+    nb.cells.append(nbformat.v4.new_code_cell("assert 1 + 1 == 3, 'a broken claim'"))
+    broken = tmp_path / "07_broken.ipynb"
+    nbformat.write(nb, str(broken))
+    proc = _cli("run", str(broken), "--build-dir", str(tmp_path / "b"), "--no-html",
+                tmp_path=tmp_path)
+    assert proc.returncode == 1
+    assert "FAIL" in proc.stdout and "a broken claim" in proc.stdout
+
+
+def test_release_writes_student_notebooks(tmp_path):
+    assert main(["release", "--out", str(tmp_path)]) == 0
+    for path in list_chapters():
+        text = (tmp_path / path.name).read_text()
+        assert "### BEGIN SOLUTION" not in text and "YOUR CODE HERE" in text
+
+
+def test_grade_reports_unattempted_exercises_of_a_student_version(tmp_path):
+    student = tmp_path / "01_background.ipynb"
+    nbformat.write(student_version(read(list_chapters()[0])), str(student))
+    proc = _cli("grade", str(student), "--build-dir", str(tmp_path / "g"), tmp_path=tmp_path)
+    assert proc.returncode == 1  # nothing attempted yet: not a pass
+    assert proc.stdout.count("not attempted") == 3, proc.stdout
+    assert "Traceback" not in proc.stdout + proc.stderr
+
+
+def test_help_lists_the_commands(capsys):
+    assert main([]) == 0
+    out = capsys.readouterr().out
+    for command in ("run", "test", "doctor", "release", "grade"):
+        assert command in out
