@@ -113,7 +113,8 @@ def _numpy(x):
     import numpy as np
 
     if hasattr(x, "detach"):
-        x = x.detach().float().cpu().numpy()
+        x = x.detach().cpu()
+        x = x.float().numpy() if x.is_floating_point() else x.numpy()  # bool masks stay bool
     return np.asarray(x)
 
 
@@ -153,13 +154,14 @@ def attention_heatmap(weights, x_labels=None, y_labels=None, title=None, ax=None
 
 
 def patch_attention(image, weights, grid: int, row_titles=None, col_titles=None,
-                    size: float = 2.2, alpha: float = 0.6):
-    """Attention over image patches, drawn on the image.
+                    size: float = 2.2, darkness: float = 0.8):
+    """Attention over image patches, drawn as a spotlight on the image.
 
     ``image``: a PIL image or an ``(H, W, 3)`` array. ``weights``: ``(rows, cols, grid*grid)``
     (e.g. heads x query tokens x patches, patches in row-major order), or ``(cols, grid*grid)``
-    for one row. Each panel shows the image with its weights as a heatmap over the
-    ``grid x grid`` patches; the colour scale is shared within a panel row.
+    for one row. In each panel the patch with the most weight is fully lit and the others
+    are darkened in proportion (uniform weights leave the whole image lit); the panel's
+    largest weight is written under it.
     """
     import matplotlib.pyplot as plt
     import numpy as np
@@ -173,23 +175,188 @@ def patch_attention(image, weights, grid: int, row_titles=None, col_titles=None,
             f"weights must be (rows, cols, grid*grid={grid * grid}), got shape {w.shape}"
         )
     rows, cols = w.shape[:2]
-    fig, axes = plt.subplots(rows, cols, figsize=(size * cols, size * rows + 0.3), squeeze=False)
+    fig, axes = plt.subplots(rows, cols, figsize=(size * cols, size * rows + 0.4), squeeze=False)
     h, wd = img.shape[:2]
     for r in range(rows):
-        vmax = float(w[r].max()) or 1.0
         for c in range(cols):
             ax = axes[r, c]
+            panel = w[r, c].reshape(grid, grid)
+            shade = darkness * (1.0 - panel / max(float(panel.max()), 1e-12))
+            overlay = np.zeros((grid, grid, 4))
+            overlay[..., 3] = shade  # black with per-patch opacity
             ax.imshow(img, interpolation="nearest")
-            ax.imshow(w[r, c].reshape(grid, grid), cmap="inferno", alpha=alpha, vmin=0, vmax=vmax,
-                      extent=(0, wd, h, 0), interpolation="nearest")
+            ax.imshow(overlay, extent=(0, wd, h, 0), interpolation="nearest")
             for k in range(1, grid):
-                ax.axhline(k * h / grid, color="white", lw=0.5, alpha=0.5)
-                ax.axvline(k * wd / grid, color="white", lw=0.5, alpha=0.5)
+                ax.axhline(k * h / grid, color="white", lw=0.5, alpha=0.6)
+                ax.axvline(k * wd / grid, color="white", lw=0.5, alpha=0.6)
             ax.set_xticks([])
             ax.set_yticks([])
+            ax.set_xlabel(f"max weight {panel.max():.2f}", fontsize=8)
             if r == 0 and col_titles is not None:
                 ax.set_title(col_titles[c], fontsize=9)
             if c == 0 and row_titles is not None:
                 ax.set_ylabel(row_titles[r], fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+# ---- learning curves (training chapters) --------------------------------------------
+
+
+def learning_curves(histories, labels=None, metric: str = "accuracy", title=None):
+    """Training loss and validation ``metric`` against steps for one or more histories.
+
+    ``histories``: a :class:`course_utils.training.History` or a list of them.
+    """
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    if not isinstance(histories, list | tuple):
+        histories = [histories]
+    labels = labels or [f"run {i + 1}" for i in range(len(histories))]
+    fig, (ax_loss, ax_metric) = plt.subplots(1, 2, figsize=(10, 3.5))
+    for hist, label in zip(histories, labels):
+        window = max(1, len(hist.train_loss) // 50)
+        loss = np.convolve(hist.train_loss, np.ones(window) / window, mode="valid")
+        ax_loss.plot(hist.step[window - 1 :], loss, label=label)
+        if hist.evals:
+            ax_metric.plot([e["step"] for e in hist.evals], [e[metric] for e in hist.evals],
+                           marker="o", ms=3, label=label)
+    ax_loss.set(xlabel="step", ylabel="training loss (smoothed)", yscale="log")
+    ax_metric.set(xlabel="step", ylabel=f"validation {metric}")
+    for ax in (ax_loss, ax_metric):
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+# ---- vision encoders (chapter 03) ----------------------------------------------------
+
+
+def patch_grid(image, patch_size: int, title=None, max_tiles: int = 64):
+    """An image with its patch grid drawn on (left) and the patches in sequence order (right).
+
+    ``image``: a PIL image or an ``(H, W, 3)`` array whose sides are multiples of
+    ``patch_size``. The right panel lays the patches out as the sequence a ViT reads
+    (row-major), numbered; at most ``max_tiles`` are shown.
+    """
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    img = np.asarray(image)
+    h, w = img.shape[:2]
+    if h % patch_size or w % patch_size:
+        raise ValueError(f"image size {h}x{w} is not divisible by patch_size {patch_size}")
+    rows, cols = h // patch_size, w // patch_size
+    n = min(rows * cols, max_tiles)
+    per_row = min(cols * 2, 16) if rows * cols > cols else cols
+    tile_rows = -(-n // per_row)
+    fig = plt.figure(figsize=(10, 3.8))
+    ax = fig.add_axes([0.02, 0.05, 0.36, 0.85])
+    ax.imshow(img, interpolation="nearest")
+    for k in range(1, rows):
+        ax.axhline(k * patch_size - 0.5, color="white", lw=1)
+    for k in range(1, cols):
+        ax.axvline(k * patch_size - 0.5, color="white", lw=1)
+    ax.set_title(f"{h}x{w} image, {rows}x{cols} patches of {patch_size}x{patch_size}", fontsize=9)
+    ax.axis("off")
+    for i in range(n):
+        r, c = divmod(i, cols)
+        tile = img[r * patch_size:(r + 1) * patch_size, c * patch_size:(c + 1) * patch_size]
+        tr, tc = divmod(i, per_row)
+        sub = fig.add_axes([0.42 + tc * 0.56 / per_row, 0.9 - (tr + 1) * 0.85 / max(tile_rows, 3),
+                            0.54 / per_row, 0.8 / max(tile_rows, 3)])
+        sub.imshow(tile, interpolation="nearest")
+        sub.set_xticks([])
+        sub.set_yticks([])
+        sub.set_title(str(i), fontsize=6, pad=1)
+    more = f" (first {n} of {rows * cols})" if n < rows * cols else ""
+    fig.text(0.7, 0.95, f"the sequence the ViT reads{more}", ha="center", fontsize=9)
+    if title:
+        fig.suptitle(title, y=1.02)
+    return fig
+
+
+def position_similarity(position_embeddings, grid: int, title=None, size: float = 0.9):
+    """Cosine similarity of each patch's position embedding with every other one.
+
+    ``position_embeddings``: ``(N, D)`` or ``(1, N, D)`` for the ``N = grid*grid`` patches
+    (drop the ``[CLS]`` position first). Panel ``(r, c)`` shows, as a ``grid x grid`` map,
+    how similar patch ``(r, c)``'s embedding is to every patch's (as in Dosovitskiy et al.).
+    """
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    pos = _numpy(position_embeddings).reshape(-1, _numpy(position_embeddings).shape[-1])
+    if pos.shape[0] != grid * grid:
+        raise ValueError(f"expected {grid * grid} position embeddings (no [CLS]), got {pos.shape[0]}")
+    unit = pos / np.linalg.norm(pos, axis=1, keepdims=True).clip(1e-12)
+    sim = unit @ unit.T  # (N, N)
+    fig, axes = plt.subplots(grid, grid, figsize=(size * grid + 0.8, size * grid), squeeze=False)
+    for i, ax in enumerate(axes.flat):
+        im = ax.imshow(sim[i].reshape(grid, grid), vmin=-1, vmax=1, cmap="viridis")
+        ax.set_xticks([])
+        ax.set_yticks([])
+    for r in range(grid):
+        axes[r, 0].set_ylabel(str(r + 1), rotation=0, labelpad=8, fontsize=8)
+        axes[-1, r].set_xlabel(str(r + 1), fontsize=8)
+    fig.colorbar(im, ax=axes.ravel().tolist(), fraction=0.03, pad=0.02, label="cosine similarity")
+    fig.suptitle(title or "position-embedding similarity (panel = query patch)", fontsize=10)
+    return fig
+
+
+def pixel_histograms(arrays, labels, title=None, bins: int = 60):
+    """Per-channel histograms of pixel values, one panel per array (e.g. before/after a processor).
+
+    ``arrays``: a list of ``(H, W, 3)`` or ``(3, H, W)`` arrays/tensors.
+    """
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    fig, axes = plt.subplots(1, len(arrays), figsize=(4.2 * len(arrays), 3), squeeze=False)
+    for ax, arr, label in zip(axes[0], arrays, labels):
+        a = np.asarray(_numpy(arr), dtype=np.float64)
+        if a.ndim == 4:
+            a = a[0]
+        if a.shape[0] == 3 and a.shape[-1] != 3:
+            a = np.moveaxis(a, 0, -1)
+        for ch, colour in enumerate(("tab:red", "tab:green", "tab:blue")):
+            ax.hist(a[..., ch].ravel(), bins=bins, color=colour, alpha=0.45, label="RGB"[ch])
+        ax.set_title(f"{label}\nrange [{a.min():.2f}, {a.max():.2f}], mean {a.mean():.2f}, "
+                     f"std {a.std():.2f}", fontsize=9)
+        ax.set_xlabel("pixel value")
+        ax.legend(fontsize=7)
+    axes[0, 0].set_ylabel("count")
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def accuracy_vs_data(sizes, results: dict, chance: float | None = None, title=None):
+    """Test accuracy against training-set size (log x axis), one line per model.
+
+    ``results``: ``{model name: [accuracy for each size]}``.
+    """
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5.5, 3.6))
+    for (name, accs), marker in zip(results.items(), "osD^v"):
+        ax.plot(sizes, accs, marker=marker, label=name)
+        for x, y in zip(sizes, accs):
+            ax.annotate(f"{y:.0%}", (x, y), textcoords="offset points", xytext=(0, 6),
+                        ha="center", fontsize=8)
+    if chance is not None:
+        ax.axhline(chance, color="grey", ls="--", lw=1, label="chance")
+    ax.set(xscale="log", xlabel="training images", ylabel="test accuracy", ylim=(0, 1.08))
+    ax.set_xticks(list(sizes))
+    ax.set_xticklabels([str(s) for s in sizes])
+    ax.set_xticks([], minor=True)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    ax.set_title(title or "accuracy vs training-set size")
     fig.tight_layout()
     return fig

@@ -1,0 +1,292 @@
+"""The chapter 02 checkers: the reference passes, realistic mistakes fail, placeholders and
+crashes in student code are reported as such."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from course_utils import attention as A
+from course_utils.checks import CheckFailed, StudentCodeError, ch02
+
+# ---- mistakes a student makes ------------------------------------------------------
+
+
+def naive_softmax(x, dim=-1):
+    e = torch.exp(x)
+    return e / e.sum(dim, keepdim=True)
+
+
+def softmax_ignores_dim(x, dim=-1):
+    return A.stable_softmax(x, dim=-1)
+
+
+def softmax_without_keepdim(x, dim=-1):
+    m = x.amax(dim=dim, keepdim=True)
+    e = torch.exp(x - m)
+    return e / e.sum()  # sums over everything
+
+
+def softmax_in_place(x, dim=-1):
+    x -= x.amax(dim=dim, keepdim=True)
+    x.exp_()
+    return x / x.sum(dim, keepdim=True)
+
+
+def _scores(q, k, mask, scale=True):
+    s = q @ k.transpose(-2, -1)
+    return s / math.sqrt(q.shape[-1]) if scale else s
+
+
+def attention_no_scaling(q, k, v, mask=None):
+    s = _scores(q, k, mask, scale=False)
+    if mask is not None:
+        s = s.masked_fill(~mask, float("-inf"))
+    w = torch.softmax(s, -1)
+    return w @ v, w
+
+
+def attention_softmax_wrong_dim(q, k, v, mask=None):
+    s = _scores(q, k, mask)
+    if mask is not None:
+        s = s.masked_fill(~mask, float("-inf"))
+    w = torch.softmax(s, -2)
+    return w @ v, w
+
+
+def attention_mask_after_softmax(q, k, v, mask=None):
+    w = torch.softmax(_scores(q, k, mask), -1)
+    if mask is not None:
+        w = w * mask
+    return w @ v, w
+
+
+def attention_mask_inverted(q, k, v, mask=None):
+    s = _scores(q, k, mask)
+    if mask is not None:
+        s = s.masked_fill(mask, float("-inf"))
+    w = torch.softmax(s, -1)
+    return w @ v, w
+
+
+def attention_ignores_mask(q, k, v, mask=None):
+    return A.scaled_dot_product_attention(q, k, v)
+
+
+def attention_scale_by_n(q, k, v, mask=None):
+    s = q @ k.transpose(-2, -1) / math.sqrt(k.shape[-2])
+    if mask is not None:
+        s = s.masked_fill(~mask, float("-inf"))
+    w = torch.softmax(s, -1)
+    return w @ v, w
+
+
+def attention_returns_output_only(q, k, v, mask=None):
+    return A.scaled_dot_product_attention(q, k, v, mask)[0]
+
+
+def padding_inverted(ids, pad_id):
+    return (ids == pad_id)[:, None, None, :]
+
+
+def padding_int(ids, pad_id):
+    return (ids != pad_id).long()[:, None, None, :]
+
+
+def padding_flat(ids, pad_id):
+    return ids != pad_id
+
+
+def padding_hardcoded_zero(ids, pad_id):
+    return (ids != 0)[:, None, None, :]
+
+
+def split_view_only(x, num_heads):
+    B, N, D = x.shape
+    return x.view(B, num_heads, N, D // num_heads)
+
+
+def merge_view_only(x):
+    B, H, N, d = x.shape
+    return x.reshape(B, N, H * d)
+
+
+def merge_with_view(x):  # .view after transpose: a RuntimeError in the student's code
+    B, H, N, d = x.shape
+    return x.transpose(1, 2).view(B, N, H * d)
+
+
+def mha_reference(x, context, w_q, w_k, w_v, w_o, num_heads):
+    q = A.split_heads(x @ w_q.T, num_heads)
+    k = A.split_heads(context @ w_k.T, num_heads)
+    v = A.split_heads(context @ w_v.T, num_heads)
+    return A.merge_heads(A.scaled_dot_product_attention(q, k, v)[0]) @ w_o.T
+
+
+def mha_scale_by_embed_dim(x, context, w_q, w_k, w_v, w_o, num_heads):
+    q = A.split_heads(x @ w_q.T, num_heads)
+    k = A.split_heads(context @ w_k.T, num_heads)
+    v = A.split_heads(context @ w_v.T, num_heads)
+    out = A.scaled_dot_product_attention(q, k, v, scale=1 / math.sqrt(x.shape[-1]))[0]
+    return A.merge_heads(out) @ w_o.T
+
+
+def mha_no_output_projection(x, context, w_q, w_k, w_v, w_o, num_heads):
+    q = A.split_heads(x @ w_q.T, num_heads)
+    k = A.split_heads(context @ w_k.T, num_heads)
+    v = A.split_heads(context @ w_v.T, num_heads)
+    return A.merge_heads(A.scaled_dot_product_attention(q, k, v)[0])
+
+
+def mha_no_transpose_on_weights(x, context, w_q, w_k, w_v, w_o, num_heads):
+    q = A.split_heads(x @ w_q, num_heads)
+    k = A.split_heads(context @ w_k.T, num_heads)
+    v = A.split_heads(context @ w_v.T, num_heads)
+    return A.merge_heads(A.scaled_dot_product_attention(q, k, v)[0]) @ w_o.T
+
+
+def not_implemented(*args, **kwargs):
+    # YOUR CODE HERE
+    raise NotImplementedError()
+
+
+def crashes(*args, **kwargs):
+    return torch.zeros(2, 3) @ torch.zeros(4, 5)
+
+
+# ---- each checker: (checker, reference answer args, mistakes) ------------------------
+
+CASES = {
+    "softmax": (
+        ch02.check_softmax,
+        (A.stable_softmax,),
+        {
+            "naive exp overflows": (naive_softmax,),
+            "ignores dim": (softmax_ignores_dim,),
+            "sum without keepdim": (softmax_without_keepdim,),
+            "changes its input in place": (softmax_in_place,),
+        },
+    ),
+    "attention": (
+        ch02.check_attention,
+        (A.scaled_dot_product_attention,),
+        {
+            "no scaling": (attention_no_scaling,),
+            "softmax over the wrong dimension": (attention_softmax_wrong_dim,),
+            "mask applied after the softmax": (attention_mask_after_softmax,),
+            "mask meaning inverted": (attention_mask_inverted,),
+            "mask ignored": (attention_ignores_mask,),
+            "scaled by sqrt(N) instead of sqrt(d_k)": (attention_scale_by_n,),
+            "returns only the output": (attention_returns_output_only,),
+        },
+    ),
+    "padding_mask": (
+        ch02.check_padding_mask,
+        (A.padding_mask,),
+        {
+            "inverted": (padding_inverted,),
+            "int instead of bool": (padding_int,),
+            "missing the broadcast axes": (padding_flat,),
+            "pad id hard-coded to 0": (padding_hardcoded_zero,),
+        },
+    ),
+    "heads": (
+        ch02.check_heads,
+        (A.split_heads, A.merge_heads),
+        {
+            "split by view without transpose": (split_view_only, A.merge_heads),
+            "merge by reshape without transpose": (A.split_heads, merge_view_only),
+            "both without transpose (they cancel)": (split_view_only, merge_view_only),
+        },
+    ),
+    "mha": (
+        ch02.check_multi_head_attention,
+        (mha_reference,),
+        {
+            "scaled by sqrt(embed_dim), not sqrt(head_dim)": (mha_scale_by_embed_dim,),
+            "no output projection": (mha_no_output_projection,),
+            "weight not transposed": (mha_no_transpose_on_weights,),
+        },
+    ),
+}
+
+MISTAKES = [
+    pytest.param(name, mistake, id=f"{name}-{mistake}")
+    for name, (_, _, mistakes) in CASES.items()
+    for mistake in mistakes
+]
+
+
+@pytest.mark.parametrize("name", CASES)
+def test_reference_passes(name, capsys):
+    check, answer, _ = CASES[name]
+    assert check(*answer) is True
+    assert "[correct]" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(("name", "mistake"), MISTAKES)
+def test_mistake_fails(name, mistake):
+    check, _, mistakes = CASES[name]
+    with pytest.raises(CheckFailed) as info:
+        check(*mistakes[mistake])
+    assert isinstance(info.value, AssertionError)
+    assert check.title in str(info.value)
+
+
+@pytest.mark.parametrize("name", CASES)
+def test_not_attempted(name, capsys):
+    check, answer, _ = CASES[name]
+    stub = (not_implemented,) + tuple(answer[1:])
+    assert check(*stub) is False
+    assert "not attempted" in capsys.readouterr().out
+    assert check(None) is False
+
+
+def test_second_function_not_attempted(capsys):
+    assert ch02.check_heads(A.split_heads, not_implemented) is False
+    assert ch02.check_heads(A.split_heads, None) is False
+    assert "not attempted" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("name", CASES)
+def test_student_crash_is_attributed(name):
+    check, answer, _ = CASES[name]
+    with pytest.raises(StudentCodeError, match="crashes"):
+        check(crashes, *answer[1:])
+
+
+def test_view_after_transpose_is_a_student_error():
+    with pytest.raises(StudentCodeError, match="merge_with_view"):
+        ch02.check_heads(A.split_heads, merge_with_view)
+
+
+def test_messages_name_the_problem():
+    def msg(check, *fns):
+        with pytest.raises(CheckFailed) as info:
+            check(*fns)
+        return str(info.value)
+
+    assert "NaN or inf" in msg(ch02.check_softmax, naive_softmax)
+    assert "in place" in msg(ch02.check_softmax, softmax_in_place)
+    assert "more peaked" in msg(ch02.check_attention, attention_no_scaling)
+    assert "do not sum to 1" in msg(ch02.check_attention, attention_softmax_wrong_dim)
+    assert "before the softmax" in msg(ch02.check_attention, attention_mask_after_softmax)
+    assert "forbids receive attention" in msg(ch02.check_attention, attention_mask_inverted)
+    assert "forbids receive attention" in msg(ch02.check_attention, attention_ignores_mask)
+    assert "pair (output, weights)" in msg(ch02.check_attention, attention_returns_output_only)
+    assert "True at the padding" in msg(ch02.check_padding_mask, padding_inverted)
+    assert "bool" in msg(ch02.check_padding_mask, padding_int)
+    assert "one head but wrong with four" in msg(
+        ch02.check_multi_head_attention, mha_scale_by_embed_dim
+    )
+
+
+def test_messages_do_not_leak_reference_values():
+    """A failure message gives the size of an error, never tensors of expected values."""
+    for name, (check, _, mistakes) in CASES.items():
+        for mistake, fns in mistakes.items():
+            with pytest.raises(CheckFailed) as info:
+                check(*fns)
+            assert "tensor(" not in str(info.value), (name, mistake)
