@@ -1,0 +1,159 @@
+"""Checkers for chapter 03 (vision encoders)."""
+
+from __future__ import annotations
+
+from course_utils.checks._core import call_student, checker, expect_close, expect_shape, expect_type
+
+# Exercise 2: the ViT whose parameters the student counts (printed in the chapter).
+COUNT_CONFIG = {
+    "image_size": 32, "patch_size": 8, "num_channels": 3, "hidden_size": 48,
+    "num_hidden_layers": 3, "intermediate_size": 96,
+}
+
+
+def _patch_cases():
+    import torch
+
+    g = torch.Generator().manual_seed(3)
+    return {
+        "2 RGB images 8x8, patch 4": (torch.randn(2, 3, 8, 8, generator=g), 4),
+        "1 RGB image 12x8 (not square), patch 4": (torch.randn(1, 3, 12, 8, generator=g), 4),
+        "3 one-channel images 6x6, patch 2": (torch.randn(3, 1, 6, 6, generator=g), 2),
+    }
+
+
+@checker(
+    "Exercise 1: patchify",
+    hint="Split H into (H/p, p) and W into (W/p, p) with reshape, move the two grid axes in "
+    "front of the channel axis with permute, then flatten. Compare with a Conv2d's "
+    "weight.reshape(D, -1): it reads a patch channel first, then rows, then columns.",
+)
+def check_patchify(fn):
+    import torch
+
+    from course_utils.vision import patchify
+
+    for case, (x, p) in _patch_cases().items():
+        got = call_student(fn, x.clone(), p)
+        want = patchify(x, p)
+        expect_type(got, torch.Tensor, f"the result on case '{case}'")
+        if tuple(got.shape) != tuple(want.shape):
+            if got.numel() == want.numel():
+                raise AssertionError(
+                    f"on case '{case}' the result has shape {tuple(got.shape)}, expected "
+                    f"(B, N, C*p*p) = {tuple(want.shape)}"
+                )
+            expect_shape(got, want.shape, f"the result on case '{case}'")
+        got = got.detach().to(want.dtype)
+        if torch.allclose(got, want, atol=1e-6):
+            continue
+        same_pixels = torch.allclose(got.sort(dim=-1).values, want.sort(dim=-1).values, atol=1e-6)
+        if same_pixels:
+            raise AssertionError(
+                f"on case '{case}' each patch holds the right pixels, flattened in a different "
+                "order: flatten channel first, then rows, then columns (as Conv2d does)"
+            )
+        if torch.allclose(got.sort(dim=1).values, want.sort(dim=1).values, atol=1e-6):
+            raise AssertionError(
+                f"on case '{case}' the patches are right but in a different sequence order: "
+                "number them row by row, left to right"
+            )
+        expect_close(got, want, case=case, atol=1e-6)
+
+
+def _reference_count(cfg: dict) -> dict:
+    d, i = cfg["hidden_size"], cfg["intermediate_size"]
+    n = (cfg["image_size"] // cfg["patch_size"]) ** 2
+    patch = cfg["num_channels"] * cfg["patch_size"] ** 2 * d + d
+    block = 4 * (d * d + d) + (d * i + i) + (i * d + d) + 4 * d
+    return {"patch": patch, "cls": d, "pos": (n + 1) * d, "block": block, "final_ln": 2 * d,
+            "layers": cfg["num_hidden_layers"], "d": d, "i": i}
+
+
+@checker(
+    "Exercise 2: count a ViT's parameters",
+    hint="Add up: the patch embedding (a Conv2d: weight and bias), the [CLS] token, one "
+    "position embedding per token (patches + [CLS]), and per block two LayerNorms, four "
+    "D x D projections with biases and the two MLP layers; then the final LayerNorm.",
+)
+def check_vit_param_count(answer):
+    expect_type(answer, int, "your answer")
+    r = _reference_count(COUNT_CONFIG)
+    total = r["patch"] + r["cls"] + r["pos"] + r["layers"] * r["block"] + r["final_ln"]
+    if answer == total:
+        return
+    d, n_layers = r["d"], r["layers"]
+    diff = total - answer
+    if diff == r["pos"]:
+        raise AssertionError("you left out the position embeddings")
+    if diff == d:
+        raise AssertionError(
+            "one D-sized vector short: did you count the [CLS] token and its position embedding?"
+        )
+    if diff == 2 * d:
+        raise AssertionError("two D-sized vectors short: count the final LayerNorm (weight and bias)")
+    biases = 4 * d + r["i"] + d  # attention and MLP biases in one block
+    if diff == n_layers * biases or diff == n_layers * biases + d:
+        raise AssertionError("the Linear layers' biases are missing")
+    if diff == n_layers * 4 * d:
+        raise AssertionError("the LayerNorms inside the blocks are missing")
+    if -diff == d * d + d:
+        raise AssertionError("this encoder has no pooler (add_pooling_layer=False): leave it out")
+    if diff % r["block"] == 0:
+        raise AssertionError("the number of encoder blocks is off")
+    raise AssertionError(f"off by {abs(diff)} ({'too few' if diff > 0 else 'too many'})")
+
+
+def _processor_cases():
+    import numpy as np
+
+    rng = np.random.default_rng(5)
+    img = rng.integers(0, 256, size=(6, 10, 3), dtype=np.uint8)
+    return {
+        "ViT's mean/std (0.5, 0.5)": (img, (0.5, 0.5, 0.5), (0.5, 0.5, 0.5)),
+        "ImageNet mean/std": (img, (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)),
+    }
+
+
+def reference_preprocess(image, mean, std):
+    """What ``ViTImageProcessor(do_resize=False)`` does to an ``(H, W, 3)`` uint8 image."""
+    import numpy as np
+    import torch
+
+    x = torch.from_numpy(np.asarray(image, dtype=np.float32) / 255.0)  # rescale: [0, 1]
+    x = (x - torch.tensor(mean)) / torch.tensor(std)  # normalize, per channel
+    return x.permute(2, 0, 1).unsqueeze(0).contiguous()  # (1, 3, H, W)
+
+
+@checker(
+    "Exercise 3: rescale and normalize like ViTImageProcessor",
+    hint="Three steps: divide the uint8 values by 255, subtract the channel mean and divide by "
+    "the channel std (channels last, so broadcasting works), then move channels first and "
+    "add a batch dimension.",
+)
+def check_preprocess(fn):
+    import torch
+
+    for case, (img, mean, std) in _processor_cases().items():
+        got = call_student(fn, img.copy(), mean, std)
+        want = reference_preprocess(img, mean, std)
+        expect_type(got, torch.Tensor, f"the result on case '{case}'")
+        h, w = img.shape[:2]
+        if tuple(got.shape) in ((1, h, w, 3), (h, w, 3)):
+            raise AssertionError(
+                f"on case '{case}' channels are last; the model wants (1, 3, H, W)"
+            )
+        if tuple(got.shape) == (3, h, w):
+            raise AssertionError(f"on case '{case}' the batch dimension is missing: (1, 3, H, W)")
+        expect_shape(got, want.shape, f"the result on case '{case}'")
+        if not got.dtype.is_floating_point:
+            raise AssertionError(f"on case '{case}' the result should be floating point")
+        got = got.detach().float()
+        if got.abs().max() > 20:
+            raise AssertionError(
+                f"on case '{case}' values reach {got.abs().max():.0f}: rescale to [0, 1] first"
+            )
+        if torch.allclose(got, (want * torch.tensor(std).view(1, 3, 1, 1)
+                                + torch.tensor(mean).view(1, 3, 1, 1)), atol=1e-5):
+            raise AssertionError(f"on case '{case}' values are in [0, 1]: normalize them too")
+        expect_close(got, want, case=case, atol=1e-5)

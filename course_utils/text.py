@@ -1,0 +1,468 @@
+"""Instruction encoders (chapter 04): tokenizers, BERT-style encoders, pooling, a tiny decoder.
+
+Reference implementations that later chapters import once chapter 04 has built them:
+
+* :func:`world_texts` — the world's instruction texts (questions and captions), the corpus
+  a tokenizer is trained on;
+* :func:`train_wordpiece` — a deterministic WordPiece tokenizer trained with
+  ``tokenizers`` and wrapped as a ``transformers.PreTrainedTokenizerFast``;
+* :func:`attention_mask_from_ids` and :func:`mean_pool` — the padding mask of a batch and
+  the masked mean over its real tokens (padding never changes the result);
+* :func:`small_bert_config`, :class:`TextEncoder`, :class:`TextClassifier` — a small
+  ``BertModel`` that always receives its attention mask;
+* :func:`load_minilm` and :func:`embed_sentences` — the real all-MiniLM-L6-v2, offline,
+  checksum verified, and normalised sentence embeddings;
+* :func:`small_gpt2_config`, :func:`lm_batch`, :func:`lm_loss`,
+  :func:`next_token_accuracy`, :func:`greedy_generate` — a tiny causal decoder (GPT-2
+  architecture) and the plain greedy loop that generates with it.
+
+Bad input (texts that are not a non-empty list of strings, masks whose shape does not
+match) raises ``ValueError`` naming the argument.
+"""
+
+from __future__ import annotations
+
+import random
+import string
+
+import torch
+from torch import nn
+
+#: BERT's special tokens, in the order they get ids 0..4 in a trained tokenizer.
+SPECIAL_TOKENS: tuple[str, ...] = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
+#: Characters every trained tokenizer knows, so any plain-ASCII word can be spelled in
+#: pieces; only characters outside it (accents, CJK, emoji) become ``[UNK]``.
+ALPHABET: tuple[str, ...] = tuple(string.ascii_lowercase + string.digits + string.punctuation)
+#: The label of positions a language-model loss ignores (PyTorch's and HF's convention).
+IGNORE_INDEX = -100
+
+
+# ---- validation ----------------------------------------------------------------------
+
+
+def check_texts(texts, name: str = "texts") -> list[str]:
+    """``texts`` as a list of strings; ``ValueError`` naming ``name`` otherwise."""
+    if isinstance(texts, str):
+        raise ValueError(f"{name} must be a list of strings, got one string (wrap it: [text])")
+    if not isinstance(texts, list | tuple):
+        raise ValueError(f"{name} must be a list of strings, got {type(texts).__name__}")
+    if not texts:
+        raise ValueError(f"{name} is empty; pass at least one string")
+    bad = [i for i, t in enumerate(texts) if not isinstance(t, str)]
+    if bad:
+        raise ValueError(
+            f"{name} must contain only strings; item {bad[0]} is {type(texts[bad[0]]).__name__}"
+        )
+    return list(texts)
+
+
+def _check_ids(input_ids, name: str = "input_ids") -> None:
+    if not isinstance(input_ids, torch.Tensor) or input_ids.dim() != 2:
+        got = tuple(input_ids.shape) if isinstance(input_ids, torch.Tensor) else type(input_ids).__name__
+        raise ValueError(f"{name} must be a (B, T) tensor of token ids, got {got}")
+    if input_ids.dtype.is_floating_point:
+        raise ValueError(f"{name} must hold integer token ids, got dtype {input_ids.dtype}")
+
+
+def _check_mask(attention_mask, shape, name: str = "attention_mask") -> None:
+    if not isinstance(attention_mask, torch.Tensor):
+        raise ValueError(f"{name} must be a tensor, got {type(attention_mask).__name__}")
+    if tuple(attention_mask.shape) != tuple(shape):
+        raise ValueError(
+            f"{name} has shape {tuple(attention_mask.shape)}, expected {tuple(shape)} "
+            "(one entry per token of the batch)"
+        )
+
+
+# ---- the corpus ----------------------------------------------------------------------
+
+
+def world_texts(n: int = 2000, seed: int = 0, heldout: bool = False, captions: bool = True) -> list[str]:
+    """``n`` instruction texts of the course's world: questions of every family, and captions.
+
+    ``heldout=True`` phrases the questions with the held-out phrasings only (the
+    ``test_paraphrase`` split's language); captions have one form and are the same.
+    """
+    from course_utils import instructions as I
+
+    if not isinstance(n, int) or n <= 0:
+        raise ValueError(f"n must be a positive int, got {n!r}")
+    rng = random.Random(seed)
+    world = I.World()
+    out = []
+    for i in range(n):
+        q = I.generate_question(rng, I.FAMILIES[i % len(I.FAMILIES)], world, heldout=heldout)
+        out.append(I.caption(q["scene"]) if captions and i % 4 == 3 else q["instruction"])
+    return out
+
+
+# ---- tokenization --------------------------------------------------------------------
+
+
+def train_wordpiece(
+    texts,
+    vocab_size: int = 400,
+    min_frequency: int = 1,
+    lowercase: bool = True,
+    alphabet=ALPHABET,
+    model_max_length: int = 64,
+):
+    """Train a WordPiece tokenizer (BERT's normaliser and pre-tokenizer) on ``texts``.
+
+    Returns a ``PreTrainedTokenizerFast`` with BERT's special tokens (``[PAD]`` has id 0),
+    a ``[CLS] ... [SEP]`` template, and right padding. Deterministic: the same texts give
+    the same vocabulary.
+    """
+    from tokenizers import (
+        Tokenizer,
+        decoders,
+        models,
+        normalizers,
+        pre_tokenizers,
+        processors,
+        trainers,
+    )
+    from transformers import PreTrainedTokenizerFast
+
+    texts = check_texts(texts)
+    if not isinstance(vocab_size, int) or vocab_size <= len(SPECIAL_TOKENS):
+        raise ValueError(f"vocab_size must be an int > {len(SPECIAL_TOKENS)}, got {vocab_size!r}")
+    alphabet = list(dict.fromkeys(alphabet))
+    normalizer = normalizers.BertNormalizer(lowercase=lowercase, strip_accents=lowercase)
+    pre_tokenizer = pre_tokenizers.BertPreTokenizer()  # split on spaces and punctuation
+    trainer_tok = Tokenizer(models.WordPiece(unk_token="[UNK]", continuing_subword_prefix="##"))
+    trainer_tok.normalizer, trainer_tok.pre_tokenizer = normalizer, pre_tokenizer
+    # Determinism: the trainer gives ids to "##x" pieces in a random (hash) order, and ties
+    # between equally frequent merges follow the ids. Listing the alphabet, in both forms,
+    # after the special tokens pins every starting id, so training is reproducible.
+    pinned = list(SPECIAL_TOKENS) + alphabet + ["##" + c for c in alphabet]
+    trainer = trainers.WordPieceTrainer(
+        vocab_size=max(vocab_size, len(pinned)),
+        min_frequency=min_frequency,
+        special_tokens=pinned,
+        initial_alphabet=alphabet,
+        continuing_subword_prefix="##",
+        show_progress=False,
+    )
+    trainer_tok.train_from_iterator(texts, trainer=trainer)
+    # Rebuild from the learned vocabulary, so only the five real special tokens are special.
+    vocab = trainer_tok.get_vocab()  # token -> id
+    tok = Tokenizer(models.WordPiece(vocab=vocab, unk_token="[UNK]", continuing_subword_prefix="##"))
+    tok.normalizer, tok.pre_tokenizer = normalizer, pre_tokenizer
+    tok.add_special_tokens(list(SPECIAL_TOKENS))
+    cls, sep = vocab["[CLS]"], vocab["[SEP]"]
+    tok.post_processor = processors.TemplateProcessing(
+        single="[CLS] $A [SEP]",
+        pair="[CLS] $A [SEP] $B:1 [SEP]:1",
+        special_tokens=[("[CLS]", cls), ("[SEP]", sep)],
+    )
+    tok.decoder = decoders.WordPiece(prefix="##")
+    return PreTrainedTokenizerFast(
+        tokenizer_object=tok,
+        unk_token="[UNK]",
+        pad_token="[PAD]",
+        cls_token="[CLS]",
+        sep_token="[SEP]",
+        mask_token="[MASK]",
+        model_max_length=model_max_length,
+        padding_side="right",
+    )
+
+
+def tokenizer_stats(tokenizer, texts) -> dict:
+    """Tokens per text (without specials) and the fraction of ``[UNK]`` tokens."""
+    texts = check_texts(texts)
+    ids = tokenizer(texts, add_special_tokens=False)["input_ids"]
+    n = sum(len(x) for x in ids)
+    unk = sum(x.count(tokenizer.unk_token_id) for x in ids)
+    return {"tokens_per_text": n / len(texts), "unk_rate": unk / max(n, 1)}
+
+
+def attention_mask_from_ids(input_ids: torch.Tensor, pad_id: int) -> torch.Tensor:
+    """The Hugging Face ``attention_mask`` of a padded batch: 1 at real tokens, 0 at padding.
+
+    ``(B, T)`` long, like a tokenizer returns it (chapter 02's ``padding_mask`` is the same
+    information with two broadcast axes for the attention scores).
+    """
+    _check_ids(input_ids)
+    return (input_ids != pad_id).long()  # (B, T)
+
+
+def mean_pool(hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+    """The mean of ``hidden`` (B, T, D) over the real tokens of each row -> (B, D).
+
+    Padding positions get weight 0 and the sum is divided by the number of real tokens,
+    so adding padding never changes the result (Sentence-BERT's pooling).
+    """
+    if not isinstance(hidden, torch.Tensor) or hidden.dim() != 3:
+        got = tuple(hidden.shape) if isinstance(hidden, torch.Tensor) else type(hidden).__name__
+        raise ValueError(f"hidden must be a (B, T, D) tensor, got {got}")
+    _check_mask(attention_mask, hidden.shape[:2])
+    m = attention_mask.to(hidden.dtype).unsqueeze(-1)  # (B, T, 1)
+    return (hidden * m).sum(1) / m.sum(1).clamp_min(1e-9)  # (B, D)
+
+
+# ---- a small BERT-style encoder ------------------------------------------------------
+
+
+def small_bert_config(
+    vocab_size: int,
+    hidden_size: int = 64,
+    num_hidden_layers: int = 2,
+    num_attention_heads: int = 4,
+    intermediate_size: int = 128,
+    max_position_embeddings: int = 64,
+    pad_token_id: int = 0,
+    dropout: float = 0.0,
+):
+    """A ``BertConfig`` for a small encoder (BERT-base: 768 wide, 12 layers, 12 heads)."""
+    from transformers import BertConfig
+
+    if not isinstance(vocab_size, int) or vocab_size <= 0:
+        raise ValueError(f"vocab_size must be a positive int, got {vocab_size!r}")
+    if hidden_size % num_attention_heads:
+        raise ValueError(
+            f"hidden_size ({hidden_size}) must be divisible by num_attention_heads ({num_attention_heads})"
+        )
+    return BertConfig(
+        vocab_size=vocab_size,
+        hidden_size=hidden_size,
+        num_hidden_layers=num_hidden_layers,
+        num_attention_heads=num_attention_heads,
+        intermediate_size=intermediate_size,
+        max_position_embeddings=max_position_embeddings,
+        pad_token_id=pad_token_id,
+        hidden_dropout_prob=dropout,
+        attention_probs_dropout_prob=dropout,
+    )
+
+
+class TextEncoder(nn.Module):
+    """A ``BertModel`` that always gets its attention mask: ``(B, T) -> (B, T, D)``.
+
+    Without an explicit mask, the mask is built from ``config.pad_token_id`` (the seed's
+    bug was to call BERT on padded ids with no mask at all).
+    """
+
+    def __init__(self, config):
+        super().__init__()
+        from transformers import BertModel
+
+        self.config = config
+        self.bert = BertModel(config, add_pooling_layer=False)
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None):
+        _check_ids(input_ids)
+        if attention_mask is None:
+            attention_mask = attention_mask_from_ids(input_ids, self.config.pad_token_id)
+        _check_mask(attention_mask, input_ids.shape)
+        out = self.bert(input_ids=input_ids, attention_mask=attention_mask)
+        return out.last_hidden_state  # (B, T, D)
+
+
+class TextClassifier(nn.Module):
+    """Encoder, masked mean pooling and a linear head: ``(B, T) -> logits (B, num_labels)``."""
+
+    def __init__(self, config, num_labels: int):
+        super().__init__()
+        if not isinstance(num_labels, int) or num_labels < 2:
+            raise ValueError(f"num_labels must be an int >= 2, got {num_labels!r}")
+        self.encoder = TextEncoder(config)
+        self.head = nn.Linear(config.hidden_size, num_labels)
+
+    def embed(self, input_ids, attention_mask=None) -> torch.Tensor:
+        if attention_mask is None:
+            attention_mask = attention_mask_from_ids(input_ids, self.encoder.config.pad_token_id)
+        return mean_pool(self.encoder(input_ids, attention_mask), attention_mask)  # (B, D)
+
+    def forward(self, input_ids, attention_mask=None) -> torch.Tensor:
+        return self.head(self.embed(input_ids, attention_mask))  # (B, num_labels)
+
+
+# ---- the pretrained encoder ----------------------------------------------------------
+
+
+def load_minilm(device=None):
+    """``(tokenizer, model)`` of all-MiniLM-L6-v2, from the local package, checksum verified.
+
+    The model is a ``BertModel`` (6 layers, 384 wide) in ``eval()`` mode on ``device``.
+    """
+    from transformers import AutoModel, AutoTokenizer
+
+    from course_utils.assets import minilm_dir
+
+    path = minilm_dir(verify=True)
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    model = AutoModel.from_pretrained(path).eval()
+    if device is not None:
+        model.to(device)
+    return tokenizer, model
+
+
+def _hidden(output) -> torch.Tensor:
+    if isinstance(output, torch.Tensor):
+        return output
+    if hasattr(output, "last_hidden_state"):
+        return output.last_hidden_state
+    return output[0]
+
+
+@torch.inference_mode()
+def embed_sentences(
+    texts, tokenizer, model, batch_size: int = 64, max_length: int = 64, normalize: bool = True
+) -> torch.Tensor:
+    """Sentence embeddings ``(N, D)``: tokenize with padding, encode WITH the mask, mean-pool.
+
+    With ``normalize=True`` rows have unit length, so ``a @ b.T`` is cosine similarity.
+    Works with MiniLM (D = 384) and with a :class:`TextEncoder` or :class:`TextClassifier`.
+    """
+    texts = check_texts(texts)
+    if isinstance(model, TextClassifier):
+        model = model.encoder
+    device = next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    out = []
+    for start in range(0, len(texts), batch_size):
+        batch = tokenizer(
+            texts[start : start + batch_size], padding=True, truncation=True,
+            max_length=max_length, return_tensors="pt",
+        )  # fmt: skip
+        ids = batch["input_ids"].to(device)  # (b, T)
+        mask = batch["attention_mask"].to(device)  # (b, T)
+        hidden = _hidden(model(input_ids=ids, attention_mask=mask))  # (b, T, D)
+        out.append(mean_pool(hidden, mask).float().cpu())  # (b, D)
+    model.train(was_training)
+    emb = torch.cat(out)  # (N, D)
+    return nn.functional.normalize(emb, dim=-1) if normalize else emb
+
+
+def group_similarity(emb: torch.Tensor, groups) -> dict:
+    """Mean cosine similarity of pairs in the same group vs in different groups.
+
+    ``emb`` (N, D) unit rows; ``groups`` N labels. Pairs of a row with itself are left out.
+    Returns ``{"same", "different", "margin"}``.
+    """
+    if not isinstance(emb, torch.Tensor) or emb.dim() != 2:
+        raise ValueError("emb must be a (N, D) tensor")
+    groups = list(groups.tolist() if isinstance(groups, torch.Tensor) else groups)
+    index = {name: i for i, name in enumerate(dict.fromkeys(groups))}
+    g = torch.tensor([index[x] for x in groups])
+    if len(g) != len(emb):
+        raise ValueError(f"groups has {len(g)} labels for {len(emb)} embeddings")
+    sim = emb @ emb.T  # (N, N)
+    same = g[:, None] == g[None, :]
+    off = ~torch.eye(len(emb), dtype=torch.bool)
+    if not (same & off).any() or not (~same).any():
+        raise ValueError("groups needs at least two groups and a group with two members")
+    s, d = sim[same & off].mean().item(), sim[~same].mean().item()
+    return {"same": s, "different": d, "margin": s - d}
+
+
+# ---- a tiny causal decoder -----------------------------------------------------------
+
+
+def small_gpt2_config(
+    vocab_size: int,
+    bos_token_id: int,
+    eos_token_id: int,
+    pad_token_id: int,
+    n_embd: int = 64,
+    n_layer: int = 2,
+    n_head: int = 4,
+    n_positions: int = 64,
+):
+    """A ``GPT2Config`` for a tiny decoder; generation ids are set BEFORE the model is built."""
+    from transformers import GPT2Config
+
+    if not isinstance(vocab_size, int) or vocab_size <= 0:
+        raise ValueError(f"vocab_size must be a positive int, got {vocab_size!r}")
+    return GPT2Config(
+        vocab_size=vocab_size, n_positions=n_positions, n_embd=n_embd, n_layer=n_layer,
+        n_head=n_head, bos_token_id=bos_token_id, eos_token_id=eos_token_id,
+        pad_token_id=pad_token_id, resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0,
+    )  # fmt: skip
+
+
+def lm_batch(texts, tokenizer, max_length: int = 48) -> dict:
+    """Language-model data: ``input_ids``, ``attention_mask`` and ``labels`` (all (N, T)).
+
+    ``labels[:, t]`` is the token at ``t + 1`` (the next token), ``IGNORE_INDEX`` where
+    there is none (the last position and padding). Each text is ``[CLS] text [SEP]``:
+    ``[CLS]`` plays beginning-of-sequence, ``[SEP]`` end-of-sequence.
+    """
+    texts = check_texts(texts)
+    enc = tokenizer(texts, padding=True, truncation=True, max_length=max_length, return_tensors="pt")
+    ids, mask = enc["input_ids"], enc["attention_mask"]  # (N, T)
+    labels = torch.full_like(ids, IGNORE_INDEX)
+    labels[:, :-1] = ids[:, 1:].masked_fill(mask[:, 1:] == 0, IGNORE_INDEX)
+    return {"input_ids": ids, "attention_mask": mask, "labels": labels}
+
+
+def lm_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Next-token cross-entropy: ``logits`` (B, T, V), ``labels`` (B, T) already shifted."""
+    if logits.dim() != 3 or tuple(labels.shape) != tuple(logits.shape[:2]):
+        raise ValueError(
+            f"lm_loss expects logits (B, T, V) and labels (B, T), got {tuple(logits.shape)} "
+            f"and {tuple(labels.shape)}"
+        )
+    return nn.functional.cross_entropy(
+        logits.flatten(0, 1), labels.flatten(), ignore_index=IGNORE_INDEX
+    )
+
+
+@torch.inference_mode()
+def next_token_accuracy(model, data: dict, batch_size: int = 256) -> float:
+    """How often the argmax of the logits is the next token (positions with a label only)."""
+    device = next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    hit = total = 0
+    for start in range(0, len(data["labels"]), batch_size):
+        sl = slice(start, start + batch_size)
+        out = model(input_ids=data["input_ids"][sl].to(device),
+                    attention_mask=data["attention_mask"][sl].to(device))  # fmt: skip
+        logits = out.logits if hasattr(out, "logits") else out  # (b, T, V)
+        labels = data["labels"][sl].to(device)
+        keep = labels != IGNORE_INDEX
+        hit += (logits.argmax(-1)[keep] == labels[keep]).sum().item()
+        total += keep.sum().item()
+    model.train(was_training)
+    return hit / max(total, 1)
+
+
+def unigram_accuracy(train: dict, test: dict) -> float:
+    """The baseline: always predict the most frequent next token of ``train``."""
+    labels = train["labels"][train["labels"] != IGNORE_INDEX]
+    top = torch.bincount(labels).argmax()
+    test_labels = test["labels"][test["labels"] != IGNORE_INDEX]
+    return (test_labels == top).float().mean().item()
+
+
+@torch.inference_mode()
+def greedy_generate(model, tokenizer, prompt: str, max_new_tokens: int = 30) -> str:
+    """Continue ``prompt`` one token at a time, always taking the most likely next token.
+
+    Starts from ``[CLS] prompt`` (no ``[SEP]``: the text is not finished) and stops at
+    ``[SEP]`` (end of sequence) or after ``max_new_tokens``. Returns the decoded text.
+    """
+    if not isinstance(prompt, str):
+        raise ValueError(f"prompt must be a string, got {type(prompt).__name__}")
+    if not isinstance(max_new_tokens, int) or max_new_tokens < 1:
+        raise ValueError(f"max_new_tokens must be a positive int, got {max_new_tokens!r}")
+    device = next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    ids = [tokenizer.cls_token_id] + tokenizer(prompt, add_special_tokens=False)["input_ids"]
+    limit = getattr(model.config, "n_positions", None) or 10**9
+    for _ in range(max_new_tokens):
+        if len(ids) >= limit:
+            break
+        x = torch.tensor([ids], device=device)  # (1, t)
+        logits = model(input_ids=x).logits[0, -1]  # (V,) the scores of the NEXT token
+        nxt = int(logits.argmax())
+        if nxt == tokenizer.sep_token_id:
+            break
+        ids.append(nxt)
+    model.train(was_training)
+    return tokenizer.decode(ids, skip_special_tokens=True)
