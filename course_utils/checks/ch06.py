@@ -1,0 +1,164 @@
+"""Checkers for chapter 06 (data: building an instruction dataset).
+
+Each compares the student's answer with the reference on seeded inputs from the
+course's world and says what is wrong without printing the reference values.
+"""
+
+from __future__ import annotations
+
+import random
+
+from course_utils import instructions as I
+from course_utils import scenes as S
+from course_utils.checks._core import call_student, checker, expect_shape, expect_type
+
+
+def _seeded(family: str, n: int, seed: int = 6, **world_kw) -> list[dict]:
+    world = I.World(**world_kw)
+    return [
+        I.generate_question(random.Random(f"ch06:{family}:{seed}:{i}"), family, world)
+        for i in range(n)
+    ]
+
+
+@checker(
+    "Exercise 1: an independent answer function for counting questions",
+    hint="Count the objects whose attributes contain every key/value pair of program['objs'] "
+    "(an empty dict matches every object) and return the count as a string, e.g. '3'.",
+)
+def check_count_answer(fn):
+    cases = _seeded("count", 150)
+    # edge cases: a scene where nothing matches, and the total count ({} matches all)
+    scene = S.make_scene(
+        [{"shape": "circle", "color": "red", "size": "small"},
+         {"shape": "square", "color": "blue", "size": "large"}],
+        [(0, 0), (2, 2)],
+    )  # fmt: skip
+    extra = [
+        {"program": {"family": "count", "op": "count", "objs": {"color": "green"}}, "scene": scene},
+        {"program": {"family": "count", "op": "count", "objs": {}}, "scene": scene},
+        {"program": {"family": "count", "op": "count", "objs": {"size": "large", "shape": "square"}},
+         "scene": scene},
+    ]  # fmt: skip
+    for k, ex in enumerate(extra + cases):
+        import copy
+
+        program, sc = copy.deepcopy(ex["program"]), copy.deepcopy(ex["scene"])
+        got = call_student(fn, program, sc)
+        expect_type(got, str, "the answer")
+        if got != I.answer(ex["program"], ex["scene"]):
+            which = "hand-made edge case" if k < len(extra) else "seeded scene"
+            num = k if k < len(extra) else k - len(extra)
+            raise AssertionError(
+                f"on {which} {num} your answer was wrong for a 'count' question "
+                f"(description {I.noun_phrase(ex['program']['objs'], plural=True)!r})"
+            )
+
+
+@checker(
+    "Exercise 2: padding a batch and building its attention mask",
+    hint="Pad every sequence on the right with pad_id up to the longest one; the mask is 1 "
+    "where a real token is and 0 on padding. Build it from the lengths, not by comparing "
+    "ids with pad_id.",
+)
+def check_pad_batch(fn):
+    import torch
+
+    cases = {
+        "three sequences of different lengths": ([[2, 15, 9, 3], [2, 7, 3], [2, 3]], 0),
+        "no padding needed": ([[2, 5, 3], [2, 6, 3]], 0),
+        "a single sequence": ([[2, 11, 12, 13, 3]], 0),
+        "pad id 7": ([[2, 5, 3], [2, 5, 6, 8, 3]], 7),
+        "a real token equal to the pad id": ([[2, 0, 3], [2, 3]], 0),
+    }
+    for case, (seqs, pad) in cases.items():
+        out = call_student(fn, [list(s) for s in seqs], pad)
+        if not (isinstance(out, tuple | list) and len(out) == 2):
+            raise AssertionError(f"on case '{case}' return a pair (input_ids, attention_mask)")
+        ids, mask = out
+        expect_type(ids, torch.Tensor, f"input_ids on case '{case}'")
+        expect_type(mask, torch.Tensor, f"attention_mask on case '{case}'")
+        L = max(len(s) for s in seqs)
+        expect_shape(ids, (len(seqs), L), f"input_ids on case '{case}'")
+        expect_shape(mask, (len(seqs), L), f"attention_mask on case '{case}'")
+        want_ids = torch.tensor([s + [pad] * (L - len(s)) for s in seqs])
+        want_mask = torch.tensor([[1] * len(s) + [0] * (L - len(s)) for s in seqs])
+        if not torch.equal(ids.long(), want_ids):
+            raise AssertionError(f"on case '{case}' input_ids are not the right-padded sequences")
+        m = mask.long()
+        if ((m == 1) & (want_mask == 0)).any():
+            raise AssertionError(f"on case '{case}' padded positions are marked as real tokens")
+        if ((m == 0) & (want_mask == 1)).any():
+            raise AssertionError(f"on case '{case}' real tokens are marked as padding")
+        if not torch.equal(m, want_mask):
+            raise AssertionError(f"on case '{case}' the mask must contain only 0 and 1")
+
+
+def label_preserving(n_per_family: int = 60, seed: int = 0) -> set[str]:
+    """The augmentations that change no label on a seeded sample of every family."""
+    world = I.World(spatial_ops=tuple((op, 1.0) for op in I.SPATIAL_OPS))
+    examples = [
+        I.generate_question(random.Random(f"ch06:aug:{seed}:{f}:{i}"), f, world)
+        for f in I.FAMILIES
+        for i in range(n_per_family)
+    ]
+    keep = set()
+    for name in S.AUGMENTATIONS:
+        if not any(I.label_breakage(examples, name, seed).values()):
+            keep.add(name)
+    return keep
+
+
+@checker(
+    "Exercise 3: which augmentations preserve every label?",
+    hint="Use the breakage table of section 8: keep an augmentation only if it changed no "
+    "answer in any family. Give the names as a set of strings.",
+)
+def check_label_preserving(answer):
+    if isinstance(answer, str):
+        raise AssertionError("give a set of augmentation names, not a single string")
+    expect_type(answer, set | frozenset | list | tuple, "your answer")
+    names = set(answer)
+    unknown = names - set(S.AUGMENTATIONS)
+    if unknown:
+        raise AssertionError(f"unknown augmentation name(s) {sorted(unknown)}; see scenes.AUGMENTATIONS")
+    truth = label_preserving()
+    wrong_in = len(names - truth)
+    missing = len(truth - names)
+    if wrong_in or missing:
+        parts = []
+        if wrong_in:
+            parts.append(f"{wrong_in} of your choices change{'s' if wrong_in == 1 else ''} some labels")
+        if missing:
+            parts.append(f"{missing} label-preserving augmentation{'s are' if missing > 1 else ' is'} missing")
+        raise AssertionError("; ".join(parts))
+
+
+@checker(
+    "Exercise 4: make the horizontal flip label-preserving",
+    hint="A mirror image swaps left and right: replace the whole words 'left' and 'right' "
+    "by each other in the instruction AND in the answer (answers like 'top left' move too). "
+    "Words that merely contain them must not change.",
+)
+def check_flip_example(fn):
+    world = I.World(spatial_ops=tuple((op, 1.0) for op in I.SPATIAL_OPS))
+    examples = [
+        I.generate_question(random.Random(f"ch06:flip:{i}"), I.FAMILIES[i % 5], world)
+        for i in range(200)
+    ]
+    for k, ex in enumerate(examples):
+        out = call_student(fn, ex["instruction"], ex["answer"])
+        if not (isinstance(out, tuple | list) and len(out) == 2):
+            raise AssertionError("return a pair (instruction, answer)")
+        text, ans = out
+        expect_type(text, str, "the flipped instruction")
+        expect_type(ans, str, "the flipped answer")
+        if text != I.flip_left_right(ex["instruction"]):
+            raise AssertionError(f"on seeded example {k} ({ex['program']['family']}) the flipped instruction is wrong")
+        if ans != I.flip_left_right(ex["answer"]):
+            raise AssertionError(f"on seeded example {k} ({ex['program']['family']}) the flipped answer is wrong")
+    # words that only contain "left"/"right" stay as they are
+    probe = "The leftover brightness is right."
+    got = call_student(fn, probe, "upright")
+    if got[0] != "The leftover brightness is left." or got[1] != "upright":
+        raise AssertionError("only whole words 'left'/'right' may change (not 'leftover', 'brightness')")

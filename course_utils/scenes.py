@@ -1,0 +1,487 @@
+"""The course's visual world: scenes of coloured shapes on a grid, rendered with Pillow.
+
+A *scene* is a plain, JSON-friendly dict::
+
+    {"width": 48, "height": 48, "grid": 3,
+     "style": {"background": [225, 225, 225], "noise": 0.0, "noise_seed": 0,
+               "scale": 1.0, "outline": False, "grayscale": False},
+     "objects": [{"shape": "circle", "color": "red", "size": "large", "x": 8.0, "y": 24.0},
+                 ...]}
+
+``x`` and ``y`` are the object's centre in pixels (continuous coordinates: pixel ``i``
+covers ``[i, i + 1)``, so the centre of the first 16-px cell is 8.0). Objects sit one per
+cell of a coarse ``grid x grid`` layout whose cells line up with 16-px patches, so
+"left of" and "above" are crisp and every object falls inside exactly one ViT patch.
+That choice is measured, not guessed: on freely placed shapes a small model learns
+spatial questions far more slowly (see chapter 06).
+
+:func:`render` turns a scene into a ``PIL.Image`` deterministically (the same scene gives
+the same pixels on every machine with the same Pillow; the noise of shifted styles comes
+from NumPy's PCG64 generator seeded by ``style["noise_seed"]``). Edits (:func:`recolor`,
+:func:`remove`, :func:`move`, :func:`restyle`) return new scenes and never change their
+input. This module depends on Pillow and NumPy only.
+"""
+
+from __future__ import annotations
+
+import copy
+import random
+from collections.abc import Iterable, Sequence
+
+#: Shape names, in a fixed order (it fixes answer-vocabulary indices).
+SHAPES: tuple[str, ...] = ("circle", "square", "triangle", "diamond", "cross")
+#: Colour names and their RGB values: six hues far apart, readable on the light background.
+COLORS: dict[str, tuple[int, int, int]] = {
+    "red": (220, 40, 40),
+    "green": (40, 160, 60),
+    "blue": (40, 80, 230),
+    "yellow": (235, 195, 20),
+    "purple": (150, 50, 190),
+    "cyan": (20, 190, 200),
+}
+#: Size names and the object's half-width as a fraction of a grid cell.
+SIZES: dict[str, float] = {"small": 0.28, "large": 0.45}
+
+#: Default image side in pixels and grid (48 px = 3 cells of 16 px).
+IMAGE_SIZE = 48
+GRID = 3
+
+DEFAULT_STYLE: dict = {
+    "background": [225, 225, 225],
+    "noise": 0.0,
+    "noise_seed": 0,
+    "scale": 1.0,
+    "outline": False,
+    "grayscale": False,
+}
+#: The rendering change of the ``test_shift`` split: tinted background, pixel noise,
+#: objects drawn 20 % smaller. Labels are unchanged; only the pixels move.
+SHIFT_STYLE: dict = {"background": [205, 215, 185], "noise": 14.0, "scale": 0.8}
+#: Whole-image styles an edit instruction can ask for (see :func:`restyle`).
+STYLES: dict[str, dict] = {
+    "plain": {},
+    "dark": {"background": [40, 40, 40]},
+    "outline": {"outline": True},
+    "grayscale": {"grayscale": True},
+}
+
+
+# ---- argument checking -------------------------------------------------------------
+
+
+def check_names(names: Iterable[str] | None, known: Sequence[str], arg: str) -> tuple[str, ...]:
+    """``names`` as a tuple in the canonical order; ``ValueError`` naming ``arg`` if unknown."""
+    if names is None:
+        return tuple(known)
+    if isinstance(names, str):
+        names = [names]
+    names = list(names)
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        raise ValueError(f"{arg}: unknown value(s) {unknown}; expected some of {list(known)}")
+    if len(set(names)) < 1:
+        raise ValueError(f"{arg}: needs at least one value")
+    return tuple(n for n in known if n in names)
+
+
+def check_layout(image_size: int, grid: int) -> int:
+    """Validate the image size and grid; return the cell size in pixels."""
+    if not isinstance(grid, int) or grid < 2:
+        raise ValueError(f"grid must be an int >= 2, got {grid!r}")
+    if not isinstance(image_size, int) or image_size < 8 * grid:
+        raise ValueError(f"image_size must be an int >= 8 * grid ({8 * grid}), got {image_size!r}")
+    if image_size % grid:
+        raise ValueError(f"image_size ({image_size}) must be a multiple of grid ({grid})")
+    return image_size // grid
+
+
+# ---- scenes ------------------------------------------------------------------------
+
+
+def cell_center(row: int, col: int, image_size: int = IMAGE_SIZE, grid: int = GRID):
+    """Pixel centre ``(x, y)`` of a grid cell."""
+    cell = image_size / grid
+    return (col + 0.5) * cell, (row + 0.5) * cell
+
+
+def cell_of(obj: dict, scene: dict) -> tuple[int, int]:
+    """The ``(row, col)`` grid cell that holds ``obj``."""
+    cell = scene["width"] / scene["grid"]
+    return int(obj["y"] // cell), int(obj["x"] // cell)
+
+
+def make_scene(
+    objects: list[dict],
+    cells: list[tuple[int, int]],
+    image_size: int = IMAGE_SIZE,
+    grid: int = GRID,
+    style: dict | None = None,
+) -> dict:
+    """A scene from objects (``shape``, ``color``, ``size``) and their ``(row, col)`` cells."""
+    if len(cells) != len(objects):
+        raise ValueError("objects and cells must have the same length")
+    if len(set(cells)) != len(cells):
+        raise ValueError("cells: two objects in the same cell")
+    placed = []
+    for obj, (row, col) in zip(objects, cells):
+        if not (0 <= row < grid and 0 <= col < grid):
+            raise ValueError(f"cells: ({row}, {col}) is outside the {grid}x{grid} grid")
+        x, y = cell_center(row, col, image_size, grid)
+        placed.append(
+            {"shape": obj["shape"], "color": obj["color"], "size": obj["size"], "x": x, "y": y}
+        )
+    return {
+        "width": image_size,
+        "height": image_size,
+        "grid": grid,
+        "style": {**DEFAULT_STYLE, **(style or {})},
+        "objects": placed,
+    }
+
+
+def random_scene(
+    seed: int | random.Random = 0,
+    num_objects: int | tuple[int, int] = (2, 5),
+    image_size: int = IMAGE_SIZE,
+    grid: int = GRID,
+    colors: Iterable[str] | None = None,
+    shapes: Iterable[str] | None = None,
+) -> dict:
+    """A scene of random objects in distinct random cells (no question attached).
+
+    ``num_objects`` is a count or an inclusive ``(min, max)`` range.
+    """
+    check_layout(image_size, grid)
+    colors = check_names(colors, tuple(COLORS), "colors")
+    shapes = check_names(shapes, SHAPES, "shapes")
+    lo, hi = check_num_objects(num_objects, grid)
+    rng = seed if isinstance(seed, random.Random) else random.Random(f"scene:{seed}")
+    n = rng.randint(lo, hi)
+    objects = [
+        {"shape": rng.choice(shapes), "color": rng.choice(colors), "size": rng.choice(list(SIZES))}
+        for _ in range(n)
+    ]
+    cells = rng.sample([(r, c) for r in range(grid) for c in range(grid)], n)
+    return make_scene(objects, cells, image_size, grid)
+
+
+def check_num_objects(num_objects, grid: int) -> tuple[int, int]:
+    """``num_objects`` as an inclusive ``(min, max)``; ``ValueError`` naming it if invalid."""
+    if isinstance(num_objects, int):
+        lo = hi = num_objects
+    else:
+        try:
+            lo, hi = (int(v) for v in num_objects)
+        except (TypeError, ValueError):
+            raise ValueError(
+                f"num_objects must be an int or a (min, max) pair, got {num_objects!r}"
+            ) from None
+    if lo < 1 or hi < lo:
+        raise ValueError(f"num_objects must satisfy 1 <= min <= max, got {num_objects!r}")
+    if hi > grid * grid:
+        raise ValueError(
+            f"num_objects: {hi} objects do not fit in a {grid}x{grid} grid (at most {grid * grid})"
+        )
+    return lo, hi
+
+
+# ---- rendering ---------------------------------------------------------------------
+
+
+def _shape_points(shape: str, cx: float, cy: float, r: float) -> list[tuple[float, float]]:
+    """Polygon vertices (Pillow coordinates: pixel centres at integers)."""
+    a = r - 0.5  # half extent measured between outermost pixel centres
+    if shape == "triangle":
+        return [(cx, cy - a), (cx + a, cy + a), (cx - a, cy + a)]
+    if shape == "diamond":
+        return [(cx, cy - a), (cx + a, cy), (cx, cy + a), (cx - a, cy)]
+    if shape == "cross":
+        t = max(1.0, round(r * 0.36 * 2) / 2)  # half thickness of the bars
+        return [
+            (cx - t + 0.5, cy - a), (cx + t - 0.5, cy - a), (cx + t - 0.5, cy - t + 0.5),
+            (cx + a, cy - t + 0.5), (cx + a, cy + t - 0.5), (cx + t - 0.5, cy + t - 0.5),
+            (cx + t - 0.5, cy + a), (cx - t + 0.5, cy + a), (cx - t + 0.5, cy + t - 0.5),
+            (cx - a, cy + t - 0.5), (cx - a, cy - t + 0.5), (cx - t + 0.5, cy - t + 0.5),
+        ]  # fmt: skip
+    raise ValueError(f"shape: unknown shape {shape!r}")
+
+
+def object_radius(obj: dict, scene: dict) -> float:
+    """Half-width in pixels of a drawn object (after the style's ``scale``)."""
+    cell = scene["width"] / scene["grid"]
+    return max(2.0, round(SIZES[obj["size"]] * cell * scene["style"].get("scale", 1.0) * 2) / 2)
+
+
+def draw_object(draw, obj: dict, scene: dict, fill=None, outline_only: bool | None = None):
+    """Draw one object with a ``PIL.ImageDraw`` handle (used by :func:`render`)."""
+    r = object_radius(obj, scene)
+    cx, cy = obj["x"] - 0.5, obj["y"] - 0.5  # continuous -> Pillow pixel-centre coordinates
+    fill = tuple(COLORS[obj["color"]]) if fill is None else fill
+    outline_only = scene["style"].get("outline", False) if outline_only is None else outline_only
+    kw = {"outline": fill, "width": 2} if outline_only else {"fill": fill}
+    a = r - 0.5
+    box = [cx - a, cy - a, cx + a, cy + a]
+    if obj["shape"] == "circle":
+        draw.ellipse(box, **kw)
+    elif obj["shape"] == "square":
+        s = a * 0.85
+        draw.rectangle([cx - s, cy - s, cx + s, cy + s], **kw)
+    else:
+        pts = _shape_points(obj["shape"], cx, cy, r)
+        draw.polygon(pts, **kw)
+
+
+def render(scene: dict, upscale: int = 1):
+    """The scene as an RGB ``PIL.Image`` (``upscale`` > 1 enlarges it for display only)."""
+    from PIL import Image, ImageDraw
+
+    style = {**DEFAULT_STYLE, **scene.get("style", {})}
+    scene = {**scene, "style": style}
+    img = Image.new("RGB", (scene["width"], scene["height"]), tuple(style["background"]))
+    draw = ImageDraw.Draw(img)
+    for obj in scene["objects"]:
+        draw_object(draw, obj, scene)
+    if style["grayscale"]:
+        img = img.convert("L").convert("RGB")
+    if style["noise"]:
+        import numpy as np
+
+        rng = np.random.default_rng(int(style["noise_seed"]))
+        arr = np.asarray(img, dtype=np.float32)
+        arr = arr + rng.normal(0.0, float(style["noise"]), size=arr.shape).astype(np.float32)
+        img = Image.fromarray(np.clip(arr + 0.5, 0, 255).astype(np.uint8))
+    if upscale > 1:
+        img = img.resize((img.width * upscale, img.height * upscale), Image.NEAREST)
+    return img
+
+
+def object_mask(scene: dict, index: int):
+    """Boolean ``(H, W)`` NumPy mask of the pixels object ``index`` covers (ignoring noise)."""
+    import numpy as np
+    from PIL import Image, ImageDraw
+
+    img = Image.new("L", (scene["width"], scene["height"]), 0)
+    style = {**DEFAULT_STYLE, **scene.get("style", {})}
+    draw_object(ImageDraw.Draw(img), scene["objects"][index], {**scene, "style": style}, fill=255)
+    return np.asarray(img) > 0
+
+
+# ---- edits (each returns a new scene) -----------------------------------------------
+
+
+def _copy(scene: dict) -> dict:
+    return copy.deepcopy(scene)
+
+
+def _check_index(scene: dict, index: int) -> None:
+    if not 0 <= index < len(scene["objects"]):
+        raise ValueError(f"index: no object {index} in a scene of {len(scene['objects'])}")
+
+
+def recolor(scene: dict, index: int, color: str) -> dict:
+    """The scene with object ``index`` painted ``color``."""
+    _check_index(scene, index)
+    check_names([color], tuple(COLORS), "color")
+    out = _copy(scene)
+    out["objects"][index]["color"] = color
+    return out
+
+
+def remove(scene: dict, index: int) -> dict:
+    """The scene without object ``index``."""
+    _check_index(scene, index)
+    out = _copy(scene)
+    del out["objects"][index]
+    return out
+
+
+#: Grid steps of the four move directions: (rows, cols).
+DIRECTIONS: dict[str, tuple[int, int]] = {"left": (0, -1), "right": (0, 1), "up": (-1, 0), "down": (1, 0)}
+
+
+def can_move(scene: dict, index: int, direction: str) -> bool:
+    """True when the neighbouring cell in ``direction`` exists and is empty."""
+    _check_index(scene, index)
+    if direction not in DIRECTIONS:
+        raise ValueError(f"direction: expected one of {list(DIRECTIONS)}, got {direction!r}")
+    row, col = cell_of(scene["objects"][index], scene)
+    dr, dc = DIRECTIONS[direction]
+    r, c = row + dr, col + dc
+    if not (0 <= r < scene["grid"] and 0 <= c < scene["grid"]):
+        return False
+    return all(cell_of(o, scene) != (r, c) for o in scene["objects"])
+
+
+def move(scene: dict, index: int, direction: str) -> dict:
+    """The scene with object ``index`` moved one cell ``left``/``right``/``up``/``down``."""
+    if not can_move(scene, index, direction):
+        raise ValueError(f"direction: object {index} cannot move {direction} (edge or occupied)")
+    out = _copy(scene)
+    obj = out["objects"][index]
+    row, col = cell_of(obj, scene)
+    dr, dc = DIRECTIONS[direction]
+    obj["x"], obj["y"] = cell_center(row + dr, col + dc, scene["width"], scene["grid"])
+    return out
+
+
+def restyle(scene: dict, style: str) -> dict:
+    """The scene drawn in a named whole-image style (see :data:`STYLES`)."""
+    if style not in STYLES:
+        raise ValueError(f"style: expected one of {list(STYLES)}, got {style!r}")
+    out = _copy(scene)
+    base = {k: v for k, v in out["style"].items() if k in ("noise", "noise_seed", "scale")}
+    out["style"] = {**DEFAULT_STYLE, **base, **STYLES[style]}
+    return out
+
+
+def hflip(scene: dict) -> dict:
+    """The scene mirrored left-right (what a horizontal-flip augmentation does to it)."""
+    out = _copy(scene)
+    for obj in out["objects"]:
+        obj["x"] = scene["width"] - obj["x"]
+    return out
+
+
+def vflip(scene: dict) -> dict:
+    """The scene mirrored top-bottom (triangles would point down: see chapter 06)."""
+    out = _copy(scene)
+    for obj in out["objects"]:
+        obj["y"] = scene["height"] - obj["y"]
+    return out
+
+
+# ---- augmentations -------------------------------------------------------------------
+#
+# An augmentation changes the *pixels* of a rendered scene. Each one here returns the new
+# image and the annotation of what that image shows, so that asking the question again
+# on the new annotation tells whether the label survived (chapter 06 measures it).
+
+
+def _nearest_color(rgb) -> str:
+    return min(COLORS, key=lambda c: sum((a - b) ** 2 for a, b in zip(COLORS[c], rgb)))
+
+
+def hue_map(degrees: float) -> dict[str, str]:
+    """Where rotating every hue by ``degrees`` sends each palette colour (nearest name)."""
+    import colorsys
+
+    out = {}
+    for name, rgb in COLORS.items():
+        h, s_, v = colorsys.rgb_to_hsv(*(c / 255 for c in rgb))
+        r, g, b = colorsys.hsv_to_rgb((h + degrees / 360) % 1.0, s_, v)
+        out[name] = _nearest_color((r * 255, g * 255, b * 255))
+    return out
+
+
+def _rotate_hue(img, degrees: float):
+    import numpy as np
+    from PIL import Image
+
+    hsv = np.asarray(img.convert("HSV")).copy()
+    hsv[..., 0] = (hsv[..., 0].astype(int) + round(degrees / 360 * 256)) % 256
+    return Image.fromarray(hsv, "HSV").convert("RGB")
+
+
+def _aug_hflip(scene, img, rng):
+    from PIL import ImageOps
+
+    return ImageOps.mirror(img), hflip(scene)
+
+
+def _aug_vflip(scene, img, rng):
+    from PIL import ImageOps
+
+    return ImageOps.flip(img), vflip(scene)  # triangles now point down: still triangles
+
+
+def _aug_rotate90(scene, img, rng):
+    """A quarter turn counter-clockwise: (x, y) -> (y, W - x)."""
+    out = _copy(scene)
+    for obj in out["objects"]:
+        obj["x"], obj["y"] = obj["y"], scene["width"] - obj["x"]
+    return img.rotate(90), out
+
+
+def _aug_hue_shift(scene, img, rng):
+    """Colour jitter pushed far: every hue rotated by 120 degrees."""
+    mapping = hue_map(120.0)
+    out = _copy(scene)
+    for obj in out["objects"]:
+        obj["color"] = mapping[obj["color"]]
+    return _rotate_hue(img, 120.0), out
+
+
+def _aug_grayscale(scene, img, rng):
+    """Colours are gone: the annotation says ``gray`` for every object."""
+    out = _copy(scene)
+    for obj in out["objects"]:
+        obj["color"] = "gray"
+    return img.convert("L").convert("RGB"), out
+
+
+def _aug_noise(scene, img, rng):
+    import numpy as np
+    from PIL import Image
+
+    noise = np.random.default_rng(rng.getrandbits(32)).normal(0, 10.0, (img.height, img.width, 3))
+    arr = np.clip(np.asarray(img, dtype=np.float64) + noise + 0.5, 0, 255).astype(np.uint8)
+    return Image.fromarray(arr), _copy(scene)
+
+
+def _aug_brightness(scene, img, rng):
+    from PIL import ImageEnhance
+
+    return ImageEnhance.Brightness(img).enhance(rng.uniform(0.85, 1.15)), _copy(scene)
+
+
+def _aug_translate(scene, img, rng):
+    """Shift the picture by up to 3 px (background fills the gap): objects keep their cells."""
+    from PIL import Image
+
+    dx, dy = rng.randint(-3, 3), rng.randint(-3, 3)
+    moved = Image.new("RGB", img.size, tuple(scene["style"]["background"]))
+    moved.paste(img, (dx, dy))
+    out = _copy(scene)
+    for obj in out["objects"]:
+        obj["x"] += dx
+        obj["y"] += dy
+    return moved, out
+
+
+def _aug_cutout(scene, img, rng):
+    """Erase a random cell-sized square; an object whose centre it covers is gone."""
+    from PIL import ImageDraw
+
+    size = scene["width"] // scene["grid"]
+    x0 = rng.randint(0, scene["width"] - size)
+    y0 = rng.randint(0, scene["height"] - size)
+    img = img.copy()
+    ImageDraw.Draw(img).rectangle([x0, y0, x0 + size - 1, y0 + size - 1], fill=(128, 128, 128))
+    out = _copy(scene)
+    out["objects"] = [
+        o for o in out["objects"] if not (x0 <= o["x"] < x0 + size and y0 <= o["y"] < y0 + size)
+    ]
+    return img, out
+
+
+#: Name -> ``(scene, image, rng) -> (image, scene)``. Use :func:`augment`.
+AUGMENTATIONS = {
+    "hflip": _aug_hflip,
+    "vflip": _aug_vflip,
+    "rotate90": _aug_rotate90,
+    "hue_shift": _aug_hue_shift,
+    "grayscale": _aug_grayscale,
+    "noise": _aug_noise,
+    "brightness": _aug_brightness,
+    "translate": _aug_translate,
+    "cutout": _aug_cutout,
+}
+
+
+def augment(scene: dict, name: str, rng: random.Random | int = 0, image=None):
+    """Augment a scene's picture: returns ``(image, annotation of what it shows)``."""
+    if name not in AUGMENTATIONS:
+        raise ValueError(f"name: unknown augmentation {name!r}; expected one of {list(AUGMENTATIONS)}")
+    rng = rng if isinstance(rng, random.Random) else random.Random(f"augment:{rng}")
+    image = render(scene) if image is None else image
+    return AUGMENTATIONS[name](scene, image, rng)

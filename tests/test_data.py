@@ -1,0 +1,419 @@
+"""The instruction datasets: answers re-derived by an independent solver, splits, caching,
+determinism, tensors, the tokenizer and argument errors."""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+import re
+
+import pytest
+
+from course_utils import data as D
+from course_utils import instructions as I
+from course_utils import scenes as S
+
+
+@pytest.fixture(autouse=True)
+def _tmp_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("COURSE_CACHE_DIR", str(tmp_path / "cache"))
+
+
+# ---- an independent solver: reads the instruction TEXT and the scene annotation --------
+
+COLOR_WORDS = "red|green|blue|yellow|purple|cyan"
+SHAPE_WORDS = "circle|square|triangle|diamond|cross"
+NP = re.compile(
+    rf"\b(?:(small|large) )?(?:({COLOR_WORDS}) )?(circles?|squares?|triangles?|diamonds?|"
+    r"cross(?:es)?|objects?)\b"
+)
+REL = re.compile(r"\b(?:to the )?(left|right) of\b|\b(above|below)\b")
+PLACE = re.compile(
+    r"\b(?:in the (top left|top right|bottom left|bottom right) corner|in the (center)"
+    r"|on the (left|right)|at the (top|bottom))\b"
+)
+
+
+class Ambiguous(Exception):
+    pass
+
+
+def _singular(word: str) -> str:
+    if word.startswith("cross"):
+        return "cross"
+    return word[:-1] if word.endswith("s") else word
+
+
+def noun_phrases(text: str) -> list[dict]:
+    out = []
+    for m in NP.finditer(text.lower()):
+        size, color, noun = m.groups()
+        d = {}
+        if size:
+            d["size"] = size
+        if color:
+            d["color"] = color
+        if _singular(noun) != "object":
+            d["shape"] = _singular(noun)
+        out.append(d)
+    return out
+
+
+def matching(scene, d):
+    return [o for o in scene["objects"] if all(o[k] == v for k, v in d.items())]
+
+
+def the(scene, d):
+    found = matching(scene, d)
+    if len(found) != 1:
+        raise Ambiguous(f"{d} names {len(found)} objects")
+    return found[0]
+
+
+def third(v, size):
+    return min(2, int(3 * v / size))
+
+
+def place_of(o, scene):
+    row = ("top", "middle", "bottom")[third(o["y"], scene["height"])]
+    col = ("left", "center", "right")[third(o["x"], scene["width"])]
+    if row == "middle":
+        return "center" if col == "center" else col
+    return row if col == "center" else f"{row} {col}"
+
+
+def is_rel(a, rel, b):
+    return {"left": a["x"] < b["x"], "right": a["x"] > b["x"],
+            "above": a["y"] < b["y"], "below": a["y"] > b["y"]}[rel]  # fmt: skip
+
+
+def solve(text: str, family: str, scene: dict) -> str:
+    """The answer, from the words alone (no program); raises Ambiguous if not unique."""
+    low = text.lower()
+    nps = noun_phrases(low)
+    asks = "color" if re.search(r"\bcolor\b", low) else "shape" if re.search(r"\bshape\b", low) else None
+    if family == "attribute":
+        (d,) = nps
+        return the(scene, d)[asks]
+    if family == "count":
+        (d,) = nps
+        return str(len(matching(scene, d)))
+    if family == "exist":
+        (d,) = nps
+        return "yes" if matching(scene, d) else "no"
+    if family == "compare":
+        x, y = nps
+        nx, ny = len(matching(scene, x)), len(matching(scene, y))
+        if "outnumbered" in low or "fewer" in low or "smaller" in low:
+            return "yes" if nx < ny else "no"
+        if "as many" in low or "equal" in low or "the same as" in low:
+            return "yes" if nx == ny else "no"
+        assert "more" in low or "greater" in low or "outnumber" in low, text
+        return "yes" if nx > ny else "no"
+    assert family == "spatial", family
+    rel_m = REL.search(low)
+    if rel_m:
+        rel = rel_m.group(1) or rel_m.group(2)
+        after = noun_phrases(low[rel_m.end():])
+        anchor = the(scene, after[0])
+        if asks:  # the attribute of the one object on that side of the anchor
+            side = [o for o in scene["objects"] if o is not anchor and is_rel(o, rel, anchor)]
+            if len(side) != 1:
+                raise Ambiguous(f"{len(side)} objects {rel} the anchor")
+            return side[0][asks]
+        a = the(scene, noun_phrases(low[: rel_m.start()])[0])
+        if a is anchor:
+            raise Ambiguous("same object twice")
+        axis = "x" if rel in ("left", "right") else "y"
+        if a[axis] == anchor[axis]:
+            raise Ambiguous("level objects")
+        return "yes" if is_rel(a, rel, anchor) else "no"
+    if "nearest" in low or "closest" in low:
+        anchor = the(scene, nps[-1])
+        ds = sorted((math.hypot(o["x"] - anchor["x"], o["y"] - anchor["y"]), i)
+                    for i, o in enumerate(scene["objects"]) if o is not anchor)  # fmt: skip
+        if len(ds) > 1 and ds[1][0] - ds[0][0] < 0.3 * scene["width"] / scene["grid"]:
+            raise Ambiguous("tie for nearest")
+        return scene["objects"][ds[0][1]][asks]
+    place = PLACE.search(low)
+    if asks and place:
+        name = next(g for g in place.groups() if g)
+        here = [o for o in scene["objects"] if place_of(o, scene) == name]
+        if len(here) != 1:
+            raise Ambiguous(f"{len(here)} objects at {name}")
+        return here[0][asks]
+    (d,) = nps  # "Where is the red circle?"
+    return place_of(the(scene, d), scene)
+
+
+ALL_OPS = I.World(spatial_ops=tuple((op, 1.0) for op in I.SPATIAL_OPS))
+
+
+def test_independent_solver_agrees_on_thousands_of_questions():
+    checked = 0
+    for mode in ({}, {"novel": True}, {"heldout": True}):
+        for world in (I.World(), ALL_OPS):
+            for i in range(1000):
+                family = I.FAMILIES[i % len(I.FAMILIES)]
+                ex = I.generate_question(random.Random(f"solver:{mode}:{i}"), family, world, **mode)
+                got = solve(ex["instruction"], family, ex["scene"])
+                assert got == ex["answer"], (ex["instruction"], ex["scene"], ex["program"])
+                checked += 1
+    assert checked == 6000
+
+
+def test_solver_on_the_dataset_itself():
+    dd = D.load_instruction_dataset(seed=3, n_train=400, n_eval=150)
+    for split in dd.values():
+        for row in split.select_columns(["instruction", "answer", "task", "scene"]):
+            assert solve(row["instruction"], row["task"], json.loads(row["scene"])) == row["answer"]
+
+
+def test_solver_detects_ambiguity():
+    scene = S.make_scene([{"shape": "circle", "color": "red", "size": "small"}] * 2, [(0, 0), (1, 1)])
+    with pytest.raises(Ambiguous):
+        solve("What color is the circle?", "attribute", scene)
+    with pytest.raises(I.AmbiguityError):
+        I.answer({"op": "query", "attr": "color", "obj": {"shape": "circle"}}, scene)
+
+
+# ---- answer distributions ------------------------------------------------------------
+
+
+def test_answers_are_balanced_and_not_degenerate():
+    dd = D.load_instruction_dataset(seed=0, n_train=5000, n_eval=10, splits=["train"])
+    stats = D.answer_stats(dd["train"])
+    assert set(stats) == set(I.FAMILIES)
+    for fam in ("exist", "compare"):
+        assert abs(stats[fam]["majority_rate"] - 0.5) < 0.04, stats[fam]
+    assert stats["attribute"]["majority_rate"] < 0.2
+    assert stats["count"]["majority_rate"] < 0.3
+    assert stats["spatial"]["majority_rate"] < 0.35
+    for fam in I.FAMILIES:  # families are balanced
+        assert abs(stats[fam]["n"] - 1000) <= 1
+    # yes/no per phrasing kind stays balanced too (no template tells the answer)
+    by_kind = {}
+    for prog, ans in zip(dd["train"]["program"], dd["train"]["answer"]):
+        p = json.loads(prog)
+        if ans in ("yes", "no"):
+            by_kind.setdefault(I.question_kind(p), []).append(ans == "yes")
+    for kind, v in by_kind.items():
+        assert 0.4 < sum(v) / len(v) < 0.6, kind
+
+
+# ---- splits ------------------------------------------------------------------------------
+
+
+def _pairs(split):
+    return [{(o["color"], o["shape"]) for o in json.loads(s)["objects"]} for s in split["scene"]]
+
+
+def test_compositional_split_is_disjoint_from_training():
+    dd = D.load_instruction_dataset(seed=1, n_train=3000, n_eval=400)
+    held = set(I.HELDOUT_PAIRS)
+    for name in ("train", "validation", "test", "test_paraphrase", "test_shift"):
+        assert not any(p & held for p in _pairs(dd[name])), name
+    comp = dd["test_compositional"]
+    assert all(p & held for p in _pairs(comp))
+    # the question is about a novel object: colour/shape answers are novel pairs' values
+    novel_colors = {c for c, _ in held}
+    for row in comp.select_columns(["task", "answer", "program"]):
+        prog = json.loads(row["program"])
+        if prog["op"] == "query" and prog["attr"] == "color":
+            assert row["answer"] in novel_colors
+    # training questions never name a held-out pair
+    for text in dd["train"]["instruction"]:
+        for c, s in held:
+            assert f"{c} {s}" not in text
+
+
+def _template_regex(template: str) -> re.Pattern:
+    parts = re.split(r"\{\w+\}", template)
+    return re.compile("^" + "(.+)".join(re.escape(p) for p in parts) + "$", re.IGNORECASE)
+
+
+def test_paraphrase_split_uses_only_held_out_phrasings():
+    dd = D.load_instruction_dataset(seed=2, n_train=1500, n_eval=300)
+    held = [_template_regex(t) for _, (_, h) in I.TEMPLATES.items() for t in h]
+    assert all(any(r.match(t) for r in held) for t in dd["test_paraphrase"]["instruction"])
+    for name in ("train", "test", "test_compositional", "test_shift"):
+        assert not any(any(r.match(t) for r in held) for t in dd[name]["instruction"]), name
+
+
+def test_shift_split_changes_rendering_only():
+    dd = D.load_instruction_dataset(seed=2, n_train=10, n_eval=50, splits=["test", "test_shift"])
+    for s in dd["test_shift"]["scene"]:
+        style = json.loads(s)["style"]
+        assert style["noise"] > 0 and style["scale"] < 1 and style["background"] != S.DEFAULT_STYLE["background"]
+    assert all(json.loads(s)["style"]["noise"] == 0 for s in dd["test"]["scene"])
+
+
+def test_evaluation_splits_do_not_repeat_training_examples():
+    dd = D.load_instruction_dataset(seed=4, n_train=2000, n_eval=500, num_objects=(2, 3))
+    key = lambda row: D._scene_key(json.loads(row["scene"]), row["instruction"])  # noqa: E731
+    train = {key(r) for r in dd["train"].select_columns(["scene", "instruction"])}
+    for name in ("validation", "test"):
+        assert not any(key(r) in train for r in dd[name].select_columns(["scene", "instruction"]))
+
+
+# ---- determinism and caching --------------------------------------------------------------
+
+
+def test_same_seed_same_data_different_seed_different_data():
+    a = D.load_instruction_dataset(seed=5, n_train=200, n_eval=50, cache=False)
+    b = D.load_instruction_dataset(seed=5, n_train=200, n_eval=50, cache=False)
+    c = D.load_instruction_dataset(seed=6, n_train=200, n_eval=50, cache=False)
+    for name in D.SPLITS:
+        assert a[name]["instruction"] == b[name]["instruction"]
+        assert a[name]["scene"] == b[name]["scene"]
+        ia = a[name].data.column("image").to_pylist()
+        ib = b[name].data.column("image").to_pylist()
+        assert [x["bytes"] for x in ia] == [x["bytes"] for x in ib]
+    assert a["train"]["scene"] != c["train"]["scene"]
+
+
+def test_annotations_are_stable_across_runs():
+    """Scenes and questions are pure Python, so this fingerprint holds on every machine."""
+    ex = [I.generate_question(random.Random(f"golden:{i}"), I.FAMILIES[i % 5], I.World()) for i in range(50)]
+    digest = __import__("hashlib").sha256(json.dumps(ex, sort_keys=True).encode()).hexdigest()
+    again = [I.generate_question(random.Random(f"golden:{i}"), I.FAMILIES[i % 5], I.World()) for i in range(50)]
+    assert digest == __import__("hashlib").sha256(json.dumps(again, sort_keys=True).encode()).hexdigest()
+
+
+def test_cache_is_used_and_never_stale(monkeypatch):
+    first = D.load_instruction_dataset(seed=7, n_train=100, n_eval=20)
+    again = D.load_instruction_dataset(seed=7, n_train=100, n_eval=20)
+    assert again["train"].cache_files and first["train"]["scene"] == again["train"]["scene"]
+    world = D.make_world()
+    sizes = D._sizes(100, 20, None)
+    fp = D.fingerprint("vqa", 7, sizes, world)
+    assert fp != D.fingerprint("vqa", 8, sizes, world)
+    assert fp != D.fingerprint("vqa", 7, D._sizes(101, 20, None), world)
+    assert fp != D.fingerprint("vqa", 7, sizes, D.make_world(num_objects=(2, 4)))
+    assert fp != D.fingerprint("edit", 7, sizes, world)
+    monkeypatch.setattr(D, "DATA_VERSION", "changed")  # a generator change
+    assert fp != D.fingerprint("vqa", 7, sizes, world)
+    # and the source code is part of the fingerprint
+    real = D.Path.read_bytes
+    monkeypatch.setattr(D, "DATA_VERSION", "1")
+    monkeypatch.setattr(D.Path, "read_bytes", lambda self: real(self) + b"# edited")
+    assert fp != D.fingerprint("vqa", 7, sizes, world)
+
+
+# ---- tensors and tokenizer ------------------------------------------------------------------
+
+
+def test_to_tensors_fast_path():
+    import torch
+
+    dd = D.load_instruction_dataset(seed=0, n_train=300, n_eval=20)
+    tok = D.load_tokenizer()
+    t = D.to_tensors(dd["train"], tok)
+    n = 300
+    assert t["pixel_values"].shape == (n, 3, 48, 48) and t["pixel_values"].dtype == torch.float32
+    assert t["pixel_values"].min() >= -1 and t["pixel_values"].max() <= 1
+    assert t["input_ids"].shape == t["attention_mask"].shape and t["input_ids"].shape[0] == n
+    lengths = [len(tok(s)["input_ids"]) for s in dd["train"]["instruction"]]
+    assert t["attention_mask"].sum(1).tolist() == lengths
+    assert (t["input_ids"][t["attention_mask"] == 0] == tok.pad_token_id).all()
+    vocab = D.answer_vocab()
+    assert [vocab[i] for i in t["labels"].tolist()] == dd["train"]["answer"]
+    assert [I.FAMILIES[i] for i in t["task_ids"].tolist()] == dd["train"]["task"]
+    # pixel values decode exactly what Pillow sees
+    img = dd["train"][0]["image"]
+    import numpy as np
+
+    want = (np.asarray(img, dtype=np.float32) / 255 - 0.5) / 0.5
+    assert np.allclose(t["pixel_values"][0].permute(1, 2, 0).numpy(), want)
+    fixed = D.to_tensors(dd["train"].select(range(5)), tok, max_length=32)
+    assert fixed["input_ids"].shape == (5, 32)
+
+
+def test_png_round_trip_and_fallback():
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    arr = np.asarray(S.render(S.random_scene(3)))
+    assert (np.asarray(Image.open(io.BytesIO(D.png_bytes(arr)))) == arr).all()
+    buf = io.BytesIO()
+    Image.fromarray(arr).save(buf, format="PNG")  # Pillow's own PNG (filtered rows)
+    assert (D.decode_png(buf.getvalue()) == arr).all()
+
+
+def test_tokenizer_is_deterministic_and_covers_every_split():
+    from transformers import PreTrainedTokenizerFast
+
+    a = D.load_tokenizer(cache=False)
+    b = D.load_tokenizer(cache=False)
+    assert isinstance(a, PreTrainedTokenizerFast)
+    assert a.get_vocab() == b.get_vocab()
+    dd = D.load_instruction_dataset(seed=9, n_train=500, n_eval=200)
+    unk = a.unk_token_id
+    for name, split in dd.items():
+        ids = a(list(split["instruction"]) + list(split["answer"]))["input_ids"]
+        assert not any(unk in x for x in ids), name
+    for kind in (D.load_caption_dataset, D.load_edit_dataset, D.load_retrieval_dataset):
+        dd = kind(n_train=60, n_eval=20)
+        for split in dd.values():
+            ids = a(list(split["instruction"]) + list(split["answer"]))["input_ids"]
+            assert not any(unk in x for x in ids)
+    enc = a("Is the red circle left of the blue square?")
+    assert enc["input_ids"][0] == a.cls_token_id and enc["input_ids"][-1] == a.sep_token_id
+
+
+# ---- the other kinds of data -----------------------------------------------------------------
+
+
+def test_caption_retrieval_and_edit_datasets():
+    cap = D.load_caption_dataset(n_train=40, n_eval=10)
+    for row in cap["train"]:
+        scene = json.loads(row["scene"])
+        assert row["answer"] == I.caption(scene, row["task"] == "caption_detailed")
+    ret = D.load_retrieval_dataset(n_train=40, n_eval=10)
+    for split in ret.values():
+        for row in split.select_columns(["scene", "program", "answer", "instruction"]):
+            assert I.refers_to(json.loads(row["program"]), json.loads(row["scene"]))
+            assert row["answer"] in row["instruction"]
+    ed = D.load_edit_dataset(n_train=80, n_eval=20)
+    assert set(ed["train"]["task"]) == set(I.EDIT_OPS)
+    for split in ed.values():
+        for row in split.select_columns(["scene", "program", "target_scene"]):
+            before, after = json.loads(row["scene"]), json.loads(row["target_scene"])
+            assert I.apply_edit(json.loads(row["program"]), before) == after
+    row = ed["train"][0]
+    assert row["target_image"].size == row["image"].size
+
+
+# ---- arguments ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "name"),
+    [
+        ({"num_objects": 10}, "num_objects"),
+        ({"num_objects": (3, 2)}, "num_objects"),
+        ({"colors": ["red", "pink"]}, "colors"),
+        ({"shapes": ["hexagon"]}, "shapes"),
+        ({"n_train": -1}, "n_train"),
+        ({"n_eval": -5}, "n_eval"),
+        ({"n_train": 1.5}, "n_train"),
+        ({"seed": -1}, "seed"),
+        ({"splits": ["training"]}, "splits"),
+        ({"families": ["color"]}, "families"),
+        ({"grid": 1}, "grid"),
+        ({"image_size": 50}, "image_size"),
+        ({"heldout_pairs": [("pink", "circle")]}, "heldout_pairs"),
+    ],
+)
+def test_bad_arguments_name_the_argument(kwargs, name):
+    with pytest.raises(ValueError, match=name):
+        D.load_instruction_dataset(**{"n_train": 10, "n_eval": 5, **kwargs})
+
+
+def test_benchmark_reports_timings():
+    out = D.benchmark(n=200)
+    assert out["n"] == 200 and out["total_s"] > 0 and out["examples_per_s"] > 0
+    assert {"generate_s", "render_s", "dataset_s", "tensors_s"} <= set(out)
