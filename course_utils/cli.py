@@ -7,6 +7,7 @@ Commands:
   doctor                check this machine: versions, device, offline assets, a tiny training step
   release               write the student version of every chapter (solutions removed)
   grade NOTEBOOK ...    execute submitted notebooks and tabulate their exercise checks
+  bench-data [--n N]    time generating N examples with images (default 20,000)
   sync-setup            rewrite the first code cell of every chapter from course_utils.colab
   strip [NOTEBOOK ...]  remove outputs and execution counts from notebooks
 """
@@ -53,6 +54,10 @@ def _parser() -> argparse.ArgumentParser:
     grade.add_argument("notebooks", nargs="+", type=Path)
     grade.add_argument("--build-dir", type=Path, default=DEFAULT_BUILD / "grading")
     grade.add_argument("--timeout", type=int, default=900)
+
+    bench = sub.add_parser("bench-data", help="time the data world's generation")
+    bench.add_argument("--n", type=int, default=20_000, help="number of examples")
+    bench.add_argument("--seed", type=int, default=0)
 
     sub.add_parser("sync-setup", help="rewrite every chapter's setup cell")
     strip = sub.add_parser("strip", help="remove outputs from notebooks")
@@ -155,6 +160,15 @@ def _cmd_grade(args) -> int:
     return 1 if failed else 0
 
 
+def _cmd_bench_data(args) -> int:
+    from course_utils.data import benchmark
+
+    result = benchmark(n=args.n, seed=args.seed)
+    for key, value in result.items():
+        print(f"{key:>16}: {value:,.2f}" if isinstance(value, float) else f"{key:>16}: {value}")
+    return 0
+
+
 def _cmd_sync_setup(args) -> int:
     import nbformat
 
@@ -187,6 +201,7 @@ _COMMANDS = {
     "doctor": _cmd_doctor,
     "release": _cmd_release,
     "grade": _cmd_grade,
+    "bench-data": _cmd_bench_data,
     "sync-setup": _cmd_sync_setup,
     "strip": _cmd_strip,
 }

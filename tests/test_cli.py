@@ -27,6 +27,7 @@ def _cli(*args, tmp_path):
         (["run", "missing/00_nothing.ipynb"], "no such notebook"),
         (["grade", "missing.ipynb"], "no such notebook"),
         (["frobnicate"], "invalid choice"),
+        (["bench-data", "--n", "-5"], "n"),
     ],
 )
 def test_bad_input_gets_a_one_line_error(args, message, tmp_path):
@@ -82,3 +83,9 @@ def test_help_lists_the_commands(capsys):
     out = capsys.readouterr().out
     for command in ("run", "test", "doctor", "release", "grade"):
         assert command in out
+
+
+def test_bench_data_reports_the_generation_time(capsys):
+    assert main(["bench-data", "--n", "500"]) == 0
+    out = capsys.readouterr().out
+    assert "total_s" in out and "examples_per_s" in out
