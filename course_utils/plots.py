@@ -15,7 +15,7 @@ _DIAGRAMS = {
             "img": (0.9, 4.3, "image\n(B, 3, H, W)", None),
             "txt": (0.9, 1.5, "instruction\n\"what colour is\nthe circle?\"", None),
             "venc": (3.2, 4.3, "vision encoder\n(CNN / ViT)\n(B, N_img, D)", True),
-            "tenc": (3.2, 1.5, "instruction encoder\n(BERT-style)\n(B, T, D)", True),
+            "tenc": (3.2, 1.5, "instruction\nencoder (BERT)\n(B, T, D)", True),
             "xatt": (5.9, 2.9, "cross-attention\nQ: instruction\nK, V: image\n(B, T, D)", False),
             "head": (8.4, 2.9, "pool + classifier\n(B, n_answers)\n→ \"red\"", False),
         },

@@ -2,7 +2,7 @@
 
 Data is a dict of equal-length tensors prepared once (e.g. ``pixel_values``,
 ``input_ids``, ``attention_mask``, ``labels``); the model is called with every key but
-``labels`` and returns logits (or an object with ``.logits``). The loop handles what the
+``labels`` and ``task_ids`` and returns logits (or an object with ``.logits``). The loop handles what the
 source's loop forgot: device placement, ``train()``/``eval()`` modes, shuffled batches,
 AdamW with warm-up then cosine decay, gradient clipping, ``torch.inference_mode`` for
 evaluation, a progress bar, a history for learning curves, and safetensors checkpoints.
@@ -21,6 +21,9 @@ import torch
 from torch import nn
 
 LABELS = "labels"
+#: Keys of a data dict that are never passed to the model: the targets, and bookkeeping
+#: such as ``task_ids`` (the question family of each example, for per-family metrics).
+NOT_INPUTS = frozenset({LABELS, "task_ids"})
 
 
 @dataclass
@@ -58,7 +61,7 @@ def check_data(data: dict, name: str = "data", need_labels: bool = True) -> int:
 
 
 def _inputs(batch: dict) -> dict:
-    return {k: v for k, v in batch.items() if k != LABELS}
+    return {k: v for k, v in batch.items() if k not in NOT_INPUTS}
 
 
 def _logits(output) -> torch.Tensor:

@@ -94,3 +94,9 @@ def test_nothing_to_train_is_an_error():
     model = Toy().requires_grad_(False)
     with pytest.raises(ValueError, match="nothing to train"):
         training.fit(model, toy_data(), steps=1, progress=False)
+
+
+def test_task_ids_are_bookkeeping_not_model_inputs():
+    data = {**toy_data(64), "task_ids": torch.zeros(64, dtype=torch.long)}
+    history = training.fit(Toy(), data, data, steps=2, progress=False)
+    assert len(history.evals) == 2  # evaluated, so the model never saw task_ids
