@@ -19,6 +19,10 @@ Five small models with one interface, built by :func:`build_model`::
                            meet only in an MLP
 =========================  ==========================================================
 
+A sixth kind, ``slot_read`` (:class:`SlotReadFusion`), is not a published family: it is
+the design that makes the world's spatial relations learnable (explicit coordinates,
+slots read from the instruction, two reads of the grid, pairwise position differences).
+
 Every model shares the same two encoders: :class:`ImageEncoder` (16-px patches of a 48x48
 image -> 9 tokens with learned row/column position embeddings, then a ViT block) and
 :class:`InstructionEncoder` (token + position embeddings, then Transformer blocks that
@@ -51,6 +55,8 @@ __all__ = [
     "LlavaProjectionFusion",
     "QFormerFusion",
     "LateFusion",
+    "SlotReadFusion",
+    "ALL_KINDS",
     "trace_shapes",
 ]
 
@@ -72,7 +78,8 @@ class FusionConfig:
     text_layers: int = 1
     fusion_layers: int = 2
     max_length: int = 64
-    num_queries: int = 6  # qformer only
+    num_queries: int = 6  # qformer (learned queries); slot_read (slots)
+    hops: int = 2  # slot_read only: reads of the grid, each seeing the previous ones
     dropout: float = 0.0
 
     @property
@@ -201,13 +208,14 @@ class FusionModel(nn.Module):
 
     kind = ""
 
-    def __init__(self, cfg: FusionConfig):
+    def __init__(self, cfg: FusionConfig, shared_encoders: bool = True):
         super().__init__()
         self.cfg = cfg
-        self.image_encoder = ImageEncoder(cfg)
-        self.text_encoder = InstructionEncoder(cfg)
-        self.norm = nn.LayerNorm(cfg.hidden_size)
-        self.classifier = nn.Linear(cfg.hidden_size, cfg.num_answers)
+        if shared_encoders:
+            self.image_encoder = ImageEncoder(cfg)
+            self.text_encoder = InstructionEncoder(cfg)
+            self.norm = nn.LayerNorm(cfg.hidden_size)
+            self.classifier = nn.Linear(cfg.hidden_size, cfg.num_answers)
 
     @property
     def config(self) -> dict:
@@ -390,20 +398,134 @@ class LateFusion(FusionModel):
         return self.head(self.combine(torch.cat([v, t, v * t], dim=-1)))  # (B, num_answers)
 
 
+# ---- a relational reader: explicit coordinates, text-derived slots, two reads -----------
+
+
+def grid_coordinates(grid: int) -> Tensor:
+    """``(grid*grid, 2*grid + 2)``: row one-hot, column one-hot, row and column in [-1, 1]."""
+    rows = torch.arange(grid).repeat_interleave(grid)  # row-major cells
+    cols = torch.arange(grid).repeat(grid)
+    one_hot = torch.cat([nn.functional.one_hot(rows, grid), nn.functional.one_hot(cols, grid)], 1)
+    centred = torch.stack([rows, cols], 1).float() / max(1, grid - 1) * 2 - 1
+    return torch.cat([one_hot.float(), centred], 1)
+
+
+class SlotReadFusion(FusionModel):
+    """Relations made easy to learn: the model *reads* the grid with explicit coordinates.
+
+    1. A convolutional stem turns each 16-px cell into a token, plus a projection of its
+       fixed (row, column) coordinates; a joint Transformer mixes ``[cells; instruction]``.
+    2. ``num_queries`` learned slots attend over the instruction tokens: each slot becomes
+       a question about one object ("the red circle", "the object left of ...").
+    3. Each slot reads the cells (attention over the 9 cells) ``hops`` times; a read returns
+       *what* is there, *where* it is (the attention-weighted coordinates) and *how many*
+       cells match (a soft count). Later hops see earlier reads, so "left of X" can be
+       looked up relative to where X was found.
+    4. The head sees the slots, the reads and, for each pair of slots, the differences of
+       their positions and counts ("is A left of B" is the sign of a column difference),
+       through a question-gated MLP.
+
+    Not one of chapter 05's five families (:data:`KINDS`): a design measured for the data
+    world's spatial questions (see chapter 08), built with the same interface.
+    """
+
+    kind = "slot_read"
+
+    def __init__(self, cfg: FusionConfig):
+        super().__init__(cfg, shared_encoders=False)
+        d, k = cfg.hidden_size, cfg.num_queries
+        grid = cfg.grid
+        ch = max(8, d // 2)
+        self.stem = nn.Sequential(  # (B, 3, H, W) -> (B, d, grid, grid)
+            nn.Conv2d(cfg.num_channels, ch, cfg.patch_size // 4, stride=cfg.patch_size // 4),
+            nn.GELU(),
+            nn.Conv2d(ch, d, 4, stride=4),
+        )
+        self.stem_norm = nn.LayerNorm(d)
+        self.register_buffer("coords", grid_coordinates(grid), persistent=False)  # (N, C)
+        n_coord = self.coords.shape[1]
+        self.coord_proj = nn.Linear(n_coord, d)
+        self.tokens = nn.Embedding(cfg.vocab_size, d, padding_idx=cfg.pad_token_id)
+        self.positions = nn.Embedding(cfg.max_length, d)
+        nn.init.normal_(self.positions.weight, std=0.02)
+        self.types = nn.Parameter(torch.randn(2, d) * 0.02)  # 0: image cell, 1: word
+        self.blocks = nn.ModuleList(
+            SelfAttentionBlock(d, cfg.num_heads, cfg.mlp_ratio, cfg.dropout)
+            for _ in range(cfg.fusion_layers))
+        self.norm = nn.LayerNorm(d)
+        self.slots = nn.Parameter(torch.randn(k, d) * 0.1)
+        self.slot_keys = nn.Linear(d, d)
+        read = d + n_coord + 1  # value, coordinates, soft count
+        self.read_q = nn.ModuleList(nn.Linear(d + (k * read if h else 0), d) for h in range(cfg.hops))
+        self.read_k = nn.ModuleList(nn.Linear(d + n_coord, d) for _ in range(cfg.hops))
+        self.read_v = nn.ModuleList(nn.Linear(d, d) for _ in range(cfg.hops))
+        self.count_bias = nn.Parameter(torch.zeros(cfg.hops))
+        pi, pj = torch.triu_indices(k, k, 1)
+        self.register_buffer("pair_i", pi, persistent=False)
+        self.register_buffer("pair_j", pj, persistent=False)
+        n_pairs = len(pi)
+        width = 4 * d
+        head_in = k * d + cfg.hops * k * read + d + cfg.hops * n_pairs * 3
+        self.hidden = nn.Linear(head_in, width)
+        self.gate = nn.Linear(k * d + d, width)
+        self.classifier = nn.Linear(width, cfg.num_answers)
+
+    def fuse(self, pixel_values, input_ids, attention_mask):
+        cfg = self.cfg
+        n = cfg.grid**2
+        cells = self.stem(pixel_values).flatten(2).transpose(1, 2)  # (B, N, D), row-major
+        cells = self.stem_norm(cells) + self.coord_proj(self.coords) + self.types[0]
+        pos = torch.arange(input_ids.shape[1], device=input_ids.device)
+        words = self.tokens(input_ids) + self.positions(pos) + self.types[1]  # (B, T, D)
+        mask = torch.cat([attention_mask.new_ones(attention_mask.shape[0], n), attention_mask], 1)
+        x = torch.cat([cells, words], 1)  # (B, N + T, D)
+        for block in self.blocks:
+            x = block(x, mask)
+        x = self.norm(x)
+        cells, words = x[:, :n], x[:, n:]  # (B, N, D), (B, T, D)
+        real = attention_mask.bool()  # (B, T)
+        scores = torch.einsum("kd,btd->bkt", self.slots, self.slot_keys(words))
+        slots = scores.masked_fill(~real[:, None], float("-inf")).softmax(-1) @ words  # (B, K, D)
+        text = mean_pool(words, attention_mask)  # (B, D)
+        coords = self.coords.expand(x.shape[0], -1, -1)  # (B, N, C)
+        keys_in = torch.cat([cells, coords], -1)  # (B, N, D + C)
+        reads, previous = [], None
+        for h in range(cfg.hops):
+            query_in = slots if previous is None else torch.cat(
+                [slots, previous.flatten(1)[:, None].expand(-1, cfg.num_queries, -1)], -1)
+            logits = self.read_q[h](query_in) @ self.read_k[h](keys_in).transpose(1, 2)
+            logits = logits / cfg.hidden_size**0.5  # (B, K, N)
+            weights = logits.softmax(-1)
+            count = torch.sigmoid(logits + self.count_bias[h]).sum(-1, keepdim=True) / cfg.grid
+            previous = torch.cat([weights @ self.read_v[h](cells), weights @ coords, count], -1)
+            reads.append(previous)  # (B, K, D + C + 1)
+        diffs = [(r[:, self.pair_i, -3:] - r[:, self.pair_j, -3:]).flatten(1) for r in reads]
+        features = torch.cat([slots.flatten(1), *[r.flatten(1) for r in reads], text, *diffs], 1)
+        z = nn.functional.gelu(self.hidden(features))
+        z = z * (1 + self.gate(torch.cat([slots.flatten(1), text], 1)))  # question-gated
+        return self.classifier(nn.functional.gelu(z))  # (B, num_answers)
+
+
 MODELS = {m.kind: m for m in (CrossAttentionFusion, GatedCrossAttentionFusion,
-                               LlavaProjectionFusion, QFormerFusion, LateFusion)}
-KINDS: tuple[str, ...] = tuple(MODELS)
+                               LlavaProjectionFusion, QFormerFusion, LateFusion, SlotReadFusion)}
+#: The five fusion families of chapter 05.
+KINDS: tuple[str, ...] = tuple(k for k in MODELS if k != "slot_read")
+#: Every kind :func:`build_model` knows: the five families and ``slot_read``.
+ALL_KINDS: tuple[str, ...] = tuple(MODELS)
+#: Per-kind defaults that differ from :class:`FusionConfig`'s.
+KIND_DEFAULTS = {"slot_read": {"num_queries": 4, "mlp_ratio": 4}}
 
 
 def build_model(kind: str = "cross_attention", **config) -> FusionModel:
-    """A fusion model of the given ``kind`` (one of :data:`KINDS`).
+    """A fusion model of the given ``kind`` (one of :data:`ALL_KINDS`).
 
     Keyword arguments override :class:`FusionConfig`'s fields; ``vocab_size`` and
     ``num_answers`` default to the world tokenizer's vocabulary and ``data.answer_vocab()``.
     ``build_model(**model.config)`` rebuilds a model (e.g. before ``load_checkpoint``).
     """
     if kind not in MODELS:
-        raise ValueError(f"unknown fusion kind {kind!r}; known kinds: {', '.join(KINDS)}")
+        raise ValueError(f"unknown fusion kind {kind!r}; known kinds: {', '.join(ALL_KINDS)}")
+    config = {**KIND_DEFAULTS.get(kind, {}), **config}
     known = {f.name for f in fields(FusionConfig)}
     unknown = sorted(set(config) - known)
     if unknown:
@@ -425,6 +547,8 @@ def build_model(kind: str = "cross_attention", **config) -> FusionModel:
         raise ValueError(f"hidden_size ({cfg.hidden_size}) must be divisible by num_heads ({cfg.num_heads})")
     if cfg.image_size % cfg.patch_size:
         raise ValueError(f"image_size ({cfg.image_size}) must be divisible by patch_size ({cfg.patch_size})")
+    if kind == "slot_read" and cfg.patch_size % 4:
+        raise ValueError(f"slot_read's stem needs patch_size divisible by 4, got {cfg.patch_size}")
     return MODELS[kind](cfg)
 
 
