@@ -507,3 +507,39 @@ def table_heatmap(values, row_labels, col_labels, title=None, fmt="{:.0%}", cmap
         ax.set_title(title, fontsize=10)
     fig.tight_layout()
     return fig
+
+
+# ---- contrastive pretraining (chapter 07) ----------------------------------------------
+
+
+def retrieval_curves(history: dict, chance: float | None = None, title=None):
+    """Training loss, held-out Recall@K and the temperature against steps.
+
+    ``history``: ``{"step": [...], "loss_step": [...], "loss": [...], "temperature": [...],
+    and one list per "image_to_text@K" / "text_to_image@K" key}`` (eval points share ``step``).
+    """
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    fig, (ax_loss, ax_r, ax_t) = plt.subplots(1, 3, figsize=(13, 3.5))
+    loss = np.asarray(history["loss"], dtype=float)
+    window = max(1, len(loss) // 40)
+    smooth = np.convolve(loss, np.ones(window) / window, mode="valid")
+    ax_loss.plot(np.asarray(history["loss_step"])[window - 1:], smooth)
+    ax_loss.set(xlabel="step", ylabel="training loss (smoothed)", yscale="log")
+    keys = [k for k in history if "@" in k]
+    for key in keys:
+        style = "-" if key.startswith("image") else "--"
+        ax_r.plot(history["step"], history[key], style, marker="o", ms=3, label=key)
+    if chance is not None:
+        ax_r.axhline(chance, color="gray", lw=1, ls=":", label=f"chance@1 = {chance:.1%}")
+    ax_r.set(xlabel="step", ylabel="held-out recall", ylim=(-0.02, 1.02))
+    ax_r.legend(fontsize=7)
+    ax_t.plot(history["step"], history["temperature"], marker="o", ms=3)
+    ax_t.set(xlabel="step", ylabel="temperature  1 / exp(logit_scale)")
+    for ax in (ax_loss, ax_r, ax_t):
+        ax.grid(alpha=0.3)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig
