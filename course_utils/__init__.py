@@ -10,4 +10,12 @@ Importing this package is cheap and needs only the standard library, so that
 
 __version__ = "0.1.0"
 
-__all__ = ["__version__"]
+__all__ = ["__version__", "list_pretrained", "load_pretrained"]
+
+
+def __getattr__(name):  # lazy, so that `python3 -m course_utils` needs only the stdlib
+    if name in ("list_pretrained", "load_pretrained"):
+        from course_utils import shipped
+
+        return getattr(shipped, name)
+    raise AttributeError(f"module 'course_utils' has no attribute {name!r}")
