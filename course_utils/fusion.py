@@ -471,6 +471,20 @@ class SlotReadFusion(FusionModel):
         self.classifier = nn.Linear(width, cfg.num_answers)
 
     def fuse(self, pixel_values, input_ids, attention_mask):
+        return self._fuse(pixel_values, input_ids, attention_mask)[0]
+
+    @torch.no_grad()
+    def read_weights(self, pixel_values: Tensor, input_ids: Tensor,
+                     attention_mask: Tensor | None = None) -> Tensor:
+        """The reads' attention over the cells: ``(B, hops, num_queries, grid*grid)``.
+
+        Row-major cells (cell ``r * grid + c``); each row sums to 1. This is the model's
+        cross-attention heatmap: where each slot looked on each hop (chapter 09).
+        """
+        attention_mask = self.check_inputs(pixel_values, input_ids, attention_mask)
+        return torch.stack(self._fuse(pixel_values, input_ids, attention_mask)[1], 1)
+
+    def _fuse(self, pixel_values, input_ids, attention_mask):
         cfg = self.cfg
         n = cfg.grid**2
         cells = self.stem(pixel_values).flatten(2).transpose(1, 2)  # (B, N, D), row-major
@@ -489,13 +503,14 @@ class SlotReadFusion(FusionModel):
         text = mean_pool(words, attention_mask)  # (B, D)
         coords = self.coords.expand(x.shape[0], -1, -1)  # (B, N, C)
         keys_in = torch.cat([cells, coords], -1)  # (B, N, D + C)
-        reads, previous = [], None
+        reads, read_weights, previous = [], [], None
         for h in range(cfg.hops):
             query_in = slots if previous is None else torch.cat(
                 [slots, previous.flatten(1)[:, None].expand(-1, cfg.num_queries, -1)], -1)
             logits = self.read_q[h](query_in) @ self.read_k[h](keys_in).transpose(1, 2)
             logits = logits / cfg.hidden_size**0.5  # (B, K, N)
             weights = logits.softmax(-1)
+            read_weights.append(weights)  # (B, K, N)
             count = torch.sigmoid(logits + self.count_bias[h]).sum(-1, keepdim=True) / cfg.grid
             previous = torch.cat([weights @ self.read_v[h](cells), weights @ coords, count], -1)
             reads.append(previous)  # (B, K, D + C + 1)
@@ -503,7 +518,7 @@ class SlotReadFusion(FusionModel):
         features = torch.cat([slots.flatten(1), *[r.flatten(1) for r in reads], text, *diffs], 1)
         z = nn.functional.gelu(self.hidden(features))
         z = z * (1 + self.gate(torch.cat([slots.flatten(1), text], 1)))  # question-gated
-        return self.classifier(nn.functional.gelu(z))  # (B, num_answers)
+        return self.classifier(nn.functional.gelu(z)), read_weights  # (B, num_answers)
 
 
 MODELS = {m.kind: m for m in (CrossAttentionFusion, GatedCrossAttentionFusion,

@@ -543,3 +543,46 @@ def retrieval_curves(history: dict, chance: float | None = None, title=None):
         fig.suptitle(title)
     fig.tight_layout()
     return fig
+
+
+# ---- error analysis (chapter 09) ------------------------------------------------------
+
+
+def failure_grid(images, weights, captions, grid: int, ncols: int = 4, size: float = 2.4,
+                 darkness: float = 0.75, title=None, wrap: int = 34):
+    """Examples with the model's attention over the grid cells drawn as a spotlight.
+
+    ``images``: PIL images or ``(H, W, 3)`` arrays; ``weights``: ``(N, grid*grid)`` (row-major
+    cells, e.g. a model's read weights); ``captions``: one string per example (instruction,
+    answer, prediction). The most-attended cell is fully lit, the others darkened in proportion.
+    """
+    import textwrap
+
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    images, w = list(images), _numpy(weights)
+    if w.ndim != 2 or w.shape != (len(images), grid * grid):
+        raise ValueError(f"weights must be (N={len(images)}, grid*grid={grid * grid}), got {w.shape}")
+    ncols = max(1, min(ncols, len(images)))
+    nrows = -(-len(images) // ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(size * ncols, (size + 1.0) * nrows), squeeze=False)
+    for i, ax in enumerate(axes.flat):
+        ax.axis("off")
+        if i >= len(images):
+            continue
+        img = np.asarray(images[i])
+        h, wd = img.shape[:2]
+        panel = w[i].reshape(grid, grid)
+        overlay = np.zeros((grid, grid, 4))
+        overlay[..., 3] = darkness * (1.0 - panel / max(float(panel.max()), 1e-12))
+        ax.imshow(img, interpolation="nearest")
+        ax.imshow(overlay, extent=(-0.5, wd - 0.5, h - 0.5, -0.5), interpolation="nearest")
+        for k in range(1, grid):
+            ax.axhline(k * h / grid - 0.5, color="white", lw=0.5, alpha=0.6)
+            ax.axvline(k * wd / grid - 0.5, color="white", lw=0.5, alpha=0.6)
+        ax.set_title("\n".join(textwrap.wrap(str(captions[i]), wrap)), fontsize=7.5, y=-0.02, va="top")
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig
