@@ -360,3 +360,75 @@ def load_pretrained_encoders(into: nn.Module | None = None, path=None, strict: b
                              f"config?); the pretrained config: {ours}") from exc
         loaded.append(name)
     return {"loaded": loaded, "metadata": metadata}
+
+
+# ---- one call: stage 1 for chapters that need pretrained encoders ----------------------
+
+
+def pretrain_encoders(steps: int = 300, n_train: int = 6000, seed: int = 0, path=None,
+                      stage1_steps: int = 0, batch_size: int = 128, lr: float = 3e-3,
+                      overwrite: bool = False, progress: bool = True, **config) -> Path:
+    """Chapter 07 in one call: a short CLIP-style run on captions, saved for later chapters.
+
+    Trains a :class:`ContrastiveModel` (keyword arguments: :class:`FusionConfig` fields) on
+    ``n_train`` image-caption pairs of the caption dataset for ``steps`` AdamW steps
+    (warm-up then cosine, clipping at 1), then optionally ``stage1_steps`` of LLaVA's stage
+    1 (frozen encoders, only a :class:`Projector` learns), and saves both with
+    :func:`save_pretrained_encoders` (default: :func:`default_path`). If the file exists
+    and ``overwrite`` is false, nothing is trained and its path is returned. Returns the path.
+    About 15 s on a 2-core CPU with the defaults.
+    """
+    from tqdm.auto import tqdm
+
+    from course_utils import data
+    from course_utils.training import warmup_cosine
+
+    for name, value in (("steps", steps), ("n_train", n_train), ("batch_size", batch_size)):
+        if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+            raise ValueError(f"{name} must be a positive int, got {value!r}")
+    if isinstance(stage1_steps, bool) or not isinstance(stage1_steps, int) or stage1_steps < 0:
+        raise ValueError(f"stage1_steps must be a non-negative int, got {stage1_steps!r}")
+    path = Path(path) if path is not None else default_path()
+    if path.is_file() and not overwrite:
+        return path
+    ds = data.load_caption_dataset(seed=seed, n_train=n_train, n_eval=8, splits=["train"])
+    tokenizer = data.load_tokenizer()
+    enc = tokenizer(list(ds["train"]["answer"]), padding="longest", return_tensors="pt")
+    pixels = data.normalize_images(data.images_to_array(ds["train"]))  # (N, 3, 48, 48)
+    ids, mask = enc["input_ids"], enc["attention_mask"]  # (N, L)
+    torch.manual_seed(seed)
+    model = ContrastiveModel(**config)
+    projector = Projector(model.cfg.hidden_size, model.cfg.mlp_ratio)
+    gen = torch.Generator().manual_seed(seed)
+
+    def run(loss_of, params, n_steps, desc):
+        params = [p for p in params if p.requires_grad]
+        opt = torch.optim.AdamW(params, lr=lr, weight_decay=0.01)
+        sched = torch.optim.lr_scheduler.LambdaLR(
+            opt, lambda s: warmup_cosine(s, n_steps, max(1, n_steps // 20)))
+        losses = []
+        for _ in tqdm(range(n_steps), desc=desc, disable=not progress, leave=False):
+            idx = torch.randperm(len(ids), generator=gen)[:batch_size]
+            longest = int(mask[idx].sum(1).max())
+            loss = loss_of(pixels[idx], ids[idx, :longest], mask[idx, :longest])
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            nn.utils.clip_grad_norm_(params, 1.0)
+            opt.step()
+            sched.step()
+            losses.append(loss.item())
+        return losses
+
+    model.train()
+    clip_losses = run(model.loss, model.parameters(), steps, "CLIP-style pretraining")
+    metadata = {"clip_steps": steps, "n_train": n_train, "seed": seed,
+                "clip_loss_first": clip_losses[0], "clip_loss_last": clip_losses[-1]}
+    if stage1_steps:
+        freeze(model)
+        projector.train()
+        s1 = run(lambda x, i, m: stage1_loss(model, projector, x, i, m),
+                 projector.parameters(), stage1_steps, "stage 1: projector only")
+        metadata.update(stage1_steps=stage1_steps, stage1_loss_last=s1[-1])
+    return save_pretrained_encoders(model.eval(), projector if stage1_steps else None,
+                                    path=path, **metadata)
+__all__.append("pretrain_encoders")
