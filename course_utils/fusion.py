@@ -531,16 +531,9 @@ ALL_KINDS: tuple[str, ...] = tuple(MODELS)
 KIND_DEFAULTS = {"slot_read": {"num_queries": 4, "mlp_ratio": 4}}
 
 
-def build_model(kind: str = "cross_attention", **config) -> FusionModel:
-    """A fusion model of the given ``kind`` (one of :data:`ALL_KINDS`).
-
-    Keyword arguments override :class:`FusionConfig`'s fields; ``vocab_size`` and
-    ``num_answers`` default to the world tokenizer's vocabulary and ``data.answer_vocab()``.
-    ``build_model(**model.config)`` rebuilds a model (e.g. before ``load_checkpoint``).
-    """
-    if kind not in MODELS:
-        raise ValueError(f"unknown fusion kind {kind!r}; known kinds: {', '.join(ALL_KINDS)}")
-    config = {**KIND_DEFAULTS.get(kind, {}), **config}
+def make_config(**config) -> FusionConfig:
+    """A validated :class:`FusionConfig`; ``vocab_size``/``num_answers`` default to the
+    data world's tokenizer and answer vocabulary. Unknown fields raise ``ValueError``."""
     known = {f.name for f in fields(FusionConfig)}
     unknown = sorted(set(config) - known)
     if unknown:
@@ -562,6 +555,19 @@ def build_model(kind: str = "cross_attention", **config) -> FusionModel:
         raise ValueError(f"hidden_size ({cfg.hidden_size}) must be divisible by num_heads ({cfg.num_heads})")
     if cfg.image_size % cfg.patch_size:
         raise ValueError(f"image_size ({cfg.image_size}) must be divisible by patch_size ({cfg.patch_size})")
+    return cfg
+
+
+def build_model(kind: str = "cross_attention", **config) -> FusionModel:
+    """A fusion model of the given ``kind`` (one of :data:`ALL_KINDS`).
+
+    Keyword arguments override :class:`FusionConfig`'s fields; ``vocab_size`` and
+    ``num_answers`` default to the world tokenizer's vocabulary and ``data.answer_vocab()``.
+    ``build_model(**model.config)`` rebuilds a model (e.g. before ``load_checkpoint``).
+    """
+    if kind not in MODELS:
+        raise ValueError(f"unknown fusion kind {kind!r}; known kinds: {', '.join(ALL_KINDS)}")
+    cfg = make_config(**{**KIND_DEFAULTS.get(kind, {}), **config})
     if kind == "slot_read" and cfg.patch_size % 4:
         raise ValueError(f"slot_read's stem needs patch_size divisible by 4, got {cfg.patch_size}")
     return MODELS[kind](cfg)

@@ -23,14 +23,14 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import asdict, fields
+from dataclasses import asdict
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from course_utils.fusion import MLP, FusionConfig, ImageEncoder, InstructionEncoder
+from course_utils.fusion import MLP, FusionConfig, ImageEncoder, InstructionEncoder, make_config
 from course_utils.text import mean_pool
 
 __all__ = [
@@ -102,21 +102,7 @@ def clip_loss(image_emb: Tensor, text_emb: Tensor, temperature) -> Tensor:
 
 
 def _fusion_config(config: dict) -> FusionConfig:
-    known = {f.name for f in fields(FusionConfig)}
-    unknown = sorted(set(config) - known)
-    if unknown:
-        raise ValueError(f"unknown config fields {unknown}; known fields: {sorted(known)}")
-    if config.get("vocab_size") is None or config.get("num_answers") is None:
-        from course_utils import data
-
-        if config.get("vocab_size") is None:
-            config["vocab_size"] = len(data.load_tokenizer())
-        if config.get("num_answers") is None:
-            config["num_answers"] = len(data.answer_vocab())
-    cfg = FusionConfig(**config)
-    if cfg.hidden_size % cfg.num_heads:
-        raise ValueError(f"hidden_size ({cfg.hidden_size}) must be divisible by num_heads ({cfg.num_heads})")
-    return cfg
+    return make_config(**config)
 
 
 class ContrastiveModel(nn.Module):
