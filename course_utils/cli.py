@@ -71,6 +71,10 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["test"] and argv[1:2] not in (["-h"], ["--help"]):
+        # everything after `test` belongs to pytest, options included (-k, -x, --durations)
+        return _cmd_test(argparse.Namespace(pytest_args=argv[1:]))
     args = _parser().parse_args(argv)
     if args.command is None:
         _parser().print_help()

@@ -89,3 +89,10 @@ def test_bench_data_reports_the_generation_time(capsys):
     assert main(["bench-data", "--n", "500"]) == 0
     out = capsys.readouterr().out
     assert "total_s" in out and "examples_per_s" in out
+
+
+def test_test_passes_options_through_to_pytest(tmp_path):
+    proc = _cli("test", "--collect-only", "-q", "-k", "seed", "tests/test_runtime.py",
+                tmp_path=tmp_path)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    assert "test_seed_everything_makes_all_generators_repeat" in proc.stdout
