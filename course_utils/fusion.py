@@ -57,6 +57,8 @@ __all__ = [
     "LateFusion",
     "SlotReadFusion",
     "ALL_KINDS",
+    "PRETRAINED_TEXT_KINDS",
+    "MiniLMSlotReadFusion",
     "trace_shapes",
 ]
 
@@ -81,6 +83,7 @@ class FusionConfig:
     num_queries: int = 6  # qformer (learned queries); slot_read (slots)
     hops: int = 2  # slot_read only: reads of the grid, each seeing the previous ones
     dropout: float = 0.0
+    position_std: float = 1.0  # slot_read only: initial scale of the word-position embeddings
 
     @property
     def grid(self) -> int:
@@ -447,7 +450,11 @@ class SlotReadFusion(FusionModel):
         self.coord_proj = nn.Linear(n_coord, d)
         self.tokens = nn.Embedding(cfg.vocab_size, d, padding_idx=cfg.pad_token_id)
         self.positions = nn.Embedding(cfg.max_length, d)
-        nn.init.normal_(self.positions.weight, std=0.02)
+        # Word order visible from the start (std 1.0, the tokens' scale): "more X than Y"
+        # differs from "more Y than X" only in order. At 0.02 the model starts nearly
+        # bag-of-words and binds the second noun late and seed-dependently (chapter 08) -- but
+        # generalises better to unseen sentence frames (chapter 09).
+        nn.init.normal_(self.positions.weight, std=cfg.position_std)
         self.types = nn.Parameter(torch.randn(2, d) * 0.02)  # 0: image cell, 1: word
         self.blocks = nn.ModuleList(
             SelfAttentionBlock(d, cfg.num_heads, cfg.mlp_ratio, cfg.dropout)
@@ -484,13 +491,17 @@ class SlotReadFusion(FusionModel):
         attention_mask = self.check_inputs(pixel_values, input_ids, attention_mask)
         return torch.stack(self._fuse(pixel_values, input_ids, attention_mask)[1], 1)
 
+    def embed_words(self, input_ids: Tensor, attention_mask: Tensor) -> Tensor:
+        """Instruction tokens as vectors: ``(B, T) -> (B, T, D)``."""
+        pos = torch.arange(input_ids.shape[1], device=input_ids.device)
+        return self.tokens(input_ids) + self.positions(pos) + self.types[1]
+
     def _fuse(self, pixel_values, input_ids, attention_mask):
         cfg = self.cfg
         n = cfg.grid**2
         cells = self.stem(pixel_values).flatten(2).transpose(1, 2)  # (B, N, D), row-major
         cells = self.stem_norm(cells) + self.coord_proj(self.coords) + self.types[0]
-        pos = torch.arange(input_ids.shape[1], device=input_ids.device)
-        words = self.tokens(input_ids) + self.positions(pos) + self.types[1]  # (B, T, D)
+        words = self.embed_words(input_ids, attention_mask)  # (B, T, D)
         mask = torch.cat([attention_mask.new_ones(attention_mask.shape[0], n), attention_mask], 1)
         x = torch.cat([cells, words], 1)  # (B, N + T, D)
         for block in self.blocks:
@@ -521,14 +532,54 @@ class SlotReadFusion(FusionModel):
         return self.classifier(nn.functional.gelu(z)), read_weights  # (B, num_answers)
 
 
+class MiniLMSlotReadFusion(SlotReadFusion):
+    """``slot_read`` whose instruction tokens come from the frozen, pretrained all-MiniLM-L6-v2.
+
+    The only change is :meth:`embed_words`: instead of learned token embeddings, each word
+    is MiniLM's contextual feature (384-d, the last layer, frozen, computed once per
+    distinct instruction by :func:`course_utils.text.minilm_features`), normalised and
+    projected to the model width. ``input_ids`` must come from MiniLM's tokenizer
+    (``vocab_size`` 30,522). MiniLM's weights are not part of the state dict; only the
+    0.55 M trained parameters are saved. (Adding MiniLM's pooled sentence embedding to every
+    word was tried and measured no better on unseen phrasings.)
+    """
+
+    kind = "slot_read_minilm"
+    text_dim = 384
+
+    def __init__(self, cfg: FusionConfig, features=None):
+        super().__init__(cfg)
+        from course_utils.text import minilm_features
+
+        del self.tokens  # the vocabulary is MiniLM's; its embeddings stay frozen inside MiniLM
+        d = cfg.hidden_size
+        self.text_in = nn.Sequential(nn.LayerNorm(self.text_dim), nn.Linear(self.text_dim, d))
+        object.__setattr__(self, "features", features or minilm_features())  # not a submodule
+
+    def embed_words(self, input_ids: Tensor, attention_mask: Tensor) -> Tensor:
+        feats = self.features(input_ids, attention_mask)  # (B, T, 384), frozen, cached
+        pos = torch.arange(input_ids.shape[1], device=input_ids.device)
+        return self.text_in(feats) + self.positions(pos) + self.types[1]  # (B, T, D)
+
+
 MODELS = {m.kind: m for m in (CrossAttentionFusion, GatedCrossAttentionFusion,
-                               LlavaProjectionFusion, QFormerFusion, LateFusion, SlotReadFusion)}
+                               LlavaProjectionFusion, QFormerFusion, LateFusion, SlotReadFusion,
+                               MiniLMSlotReadFusion)}
 #: The five fusion families of chapter 05.
-KINDS: tuple[str, ...] = tuple(k for k in MODELS if k != "slot_read")
-#: Every kind :func:`build_model` knows: the five families and ``slot_read``.
-ALL_KINDS: tuple[str, ...] = tuple(MODELS)
+KINDS: tuple[str, ...] = tuple(k for k in MODELS if not k.startswith("slot_read"))
+#: The kinds trained from scratch (and raced in chapter 08): the five families and ``slot_read``.
+ALL_KINDS: tuple[str, ...] = (*KINDS, "slot_read")
+#: Kinds whose instruction encoder is a frozen pretrained model (loaded from its package).
+PRETRAINED_TEXT_KINDS: tuple[str, ...] = ("slot_read_minilm",)
 #: Per-kind defaults that differ from :class:`FusionConfig`'s.
-KIND_DEFAULTS = {"slot_read": {"num_queries": 4, "mlp_ratio": 4}}
+#: MiniLM's tokenizer: 30,522 word pieces, [PAD] = 0.
+MINILM_VOCAB = {"vocab_size": 30522, "pad_token_id": 0}
+# slot_read: six slots rather than four (more chances that one binds the second noun of
+# "more X than Y": compare questions learned by ~1,000 steps on every seed measured).
+KIND_DEFAULTS = {"slot_read": {"num_queries": 6, "mlp_ratio": 4},
+                 # MiniLM's features already carry word order: small added positions
+                 "slot_read_minilm": {"num_queries": 4, "mlp_ratio": 4, "position_std": 0.02,
+                                      **MINILM_VOCAB}}
 
 
 def make_config(**config) -> FusionConfig:
@@ -551,6 +602,8 @@ def make_config(**config) -> FusionConfig:
         value = getattr(cfg, name)
         if not isinstance(value, int) or value <= 0:
             raise ValueError(f"{name} must be a positive int, got {value!r}")
+    if not isinstance(cfg.position_std, int | float) or not cfg.position_std > 0:
+        raise ValueError(f"position_std must be a positive number, got {cfg.position_std!r}")
     if cfg.hidden_size % cfg.num_heads:
         raise ValueError(f"hidden_size ({cfg.hidden_size}) must be divisible by num_heads ({cfg.num_heads})")
     if cfg.image_size % cfg.patch_size:
@@ -559,16 +612,16 @@ def make_config(**config) -> FusionConfig:
 
 
 def build_model(kind: str = "cross_attention", **config) -> FusionModel:
-    """A fusion model of the given ``kind`` (one of :data:`ALL_KINDS`).
+    """A fusion model of the given ``kind`` (one of :data:`ALL_KINDS` or :data:`PRETRAINED_TEXT_KINDS`).
 
     Keyword arguments override :class:`FusionConfig`'s fields; ``vocab_size`` and
     ``num_answers`` default to the world tokenizer's vocabulary and ``data.answer_vocab()``.
     ``build_model(**model.config)`` rebuilds a model (e.g. before ``load_checkpoint``).
     """
     if kind not in MODELS:
-        raise ValueError(f"unknown fusion kind {kind!r}; known kinds: {', '.join(ALL_KINDS)}")
+        raise ValueError(f"unknown fusion kind {kind!r}; known kinds: {', '.join(MODELS)}")
     cfg = make_config(**{**KIND_DEFAULTS.get(kind, {}), **config})
-    if kind == "slot_read" and cfg.patch_size % 4:
+    if kind.startswith("slot_read") and cfg.patch_size % 4:
         raise ValueError(f"slot_read's stem needs patch_size divisible by 4, got {cfg.patch_size}")
     return MODELS[kind](cfg)
 

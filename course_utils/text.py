@@ -11,7 +11,8 @@ Reference implementations that later chapters import once chapter 04 has built t
 * :func:`small_bert_config`, :class:`TextEncoder`, :class:`TextClassifier` — a small
   ``BertModel`` that always receives its attention mask;
 * :func:`load_minilm` and :func:`embed_sentences` — the real all-MiniLM-L6-v2, offline,
-  checksum verified, and normalised sentence embeddings;
+  checksum verified, and normalised sentence embeddings; :class:`FrozenTextFeatures`
+  (:func:`minilm_features`) — its token features, computed once per distinct instruction;
 * :func:`small_gpt2_config`, :func:`lm_batch`, :func:`lm_loss`,
   :func:`next_token_accuracy`, :func:`greedy_generate` — a tiny causal decoder (GPT-2
   architecture) and the plain greedy loop that generates with it.
@@ -335,6 +336,93 @@ def embed_sentences(
     model.train(was_training)
     emb = torch.cat(out)  # (N, D)
     return nn.functional.normalize(emb, dim=-1) if normalize else emb
+
+
+class FrozenTextFeatures:
+    """A frozen pretrained encoder's token features, computed once per distinct instruction.
+
+    ``features(input_ids, attention_mask) -> (B, T, D)``: the encoder's last hidden state
+    for each real token, zeros at padding. The encoder never trains, so the features of an
+    instruction never change: each distinct instruction (its token ids up to the padding)
+    is encoded once, on first sight, and looked up afterwards. Training then costs a
+    dictionary lookup per example instead of a 22 M-parameter forward pass (the world's
+    120,000 training questions have about 9,300 distinct instructions).
+
+    Deliberately not an ``nn.Module``: a model that holds one does not save MiniLM's
+    weights in its state dict. ``encoder`` defaults to all-MiniLM-L6-v2 (loaded on first
+    use); ``cls_token_id`` is checked on every batch, so ids from another tokenizer fail
+    with a clear error instead of producing nonsense features.
+    """
+
+    def __init__(self, encoder=None, cls_token_id: int | None = None, batch_size: int = 256):
+        self._encoder = encoder
+        self.cls_token_id = cls_token_id
+        self.batch_size = batch_size
+        self.cache: dict[tuple[int, ...], torch.Tensor] = {}
+
+    @property
+    def encoder(self):
+        if self._encoder is None:
+            tokenizer, self._encoder = load_minilm()
+            self.cls_token_id = tokenizer.cls_token_id
+        return self._encoder
+
+    @property
+    def dim(self) -> int:
+        return self.encoder.config.hidden_size
+
+    def __len__(self) -> int:
+        return len(self.cache)
+
+    @torch.inference_mode()
+    def _encode(self, keys: list[tuple[int, ...]], device) -> None:
+        encoder = self.encoder.to(device)
+        for start in range(0, len(keys), self.batch_size):
+            chunk = keys[start : start + self.batch_size]
+            longest = max(map(len, chunk))
+            ids = torch.zeros(len(chunk), longest, dtype=torch.long)
+            mask = torch.zeros_like(ids)
+            for i, key in enumerate(chunk):
+                ids[i, : len(key)] = torch.tensor(key)
+                mask[i, : len(key)] = 1
+            hidden = _hidden(encoder(input_ids=ids.to(device), attention_mask=mask.to(device)))
+            hidden = hidden.float().cpu()  # (b, longest, D)
+            for i, key in enumerate(chunk):
+                self.cache[key] = hidden[i, : len(key)].clone()
+
+    def __call__(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        _check_ids(input_ids)
+        _check_mask(attention_mask, input_ids.shape)
+        encoder = self.encoder  # sets cls_token_id when loaded lazily
+        rows, masks = input_ids.cpu(), attention_mask.cpu().bool()
+        if self.cls_token_id is not None and not bool((rows[:, 0] == self.cls_token_id).all()):
+            raise ValueError(
+                f"input_ids do not come from the pretrained encoder's tokenizer (every row must "
+                f"start with its [CLS] id {self.cls_token_id}, got {rows[:, 0].unique().tolist()[:5]})")
+        keys = [tuple(r[m].tolist()) for r, m in zip(rows, masks)]
+        missing = [k for k in dict.fromkeys(keys) if k not in self.cache]
+        if missing:
+            self._encode(missing, next(encoder.parameters()).device)
+        out = torch.zeros(*input_ids.shape, self.dim)  # (B, T, D)
+        for i, key in enumerate(keys):
+            out[i, masks[i]] = self.cache[key]
+        return out.to(input_ids.device)
+
+    def warm(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, chunk: int = 4096) -> int:
+        """Encode every distinct instruction of a split now; returns the cache size."""
+        for start in range(0, len(input_ids), chunk):
+            self(input_ids[start : start + chunk], attention_mask[start : start + chunk])
+        return len(self.cache)
+
+
+_SHARED: dict[str, FrozenTextFeatures] = {}
+
+
+def minilm_features() -> FrozenTextFeatures:
+    """The one shared :class:`FrozenTextFeatures` of all-MiniLM-L6-v2 (one cache per process)."""
+    if "minilm" not in _SHARED:
+        _SHARED["minilm"] = FrozenTextFeatures()
+    return _SHARED["minilm"]
 
 
 def group_similarity(emb: torch.Tensor, groups) -> dict:

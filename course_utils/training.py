@@ -123,6 +123,7 @@ def fit(
     clip_norm: float | None = 1.0,
     loss_fn: Callable | None = None,
     label_smoothing: float = 0.0,
+    optimizer: str = "adamw",
     eval_every: int | None = None,
     params=None,
     device=None,
@@ -135,7 +136,9 @@ def fit(
 
     ``params`` restricts what is trained (e.g. only a projector: freezing); ``warmup`` is
     the fraction of steps spent warming up; ``loss_fn(logits, labels)`` replaces
-    cross-entropy (e.g. to compare with MSE). Returns a :class:`History`.
+    cross-entropy (e.g. to compare with MSE); ``optimizer`` is ``"adamw"`` or ``"sgd"``
+    (momentum 0.9, no weight decay: to see what Adam's per-parameter scaling does). Returns
+    a :class:`History`.
     """
     from tqdm.auto import tqdm
 
@@ -149,7 +152,12 @@ def fit(
     trainable = [p for p in (params if params is not None else model.parameters()) if p.requires_grad]
     if not trainable:
         raise ValueError("nothing to train: no parameter requires grad")
-    optimizer = torch.optim.AdamW(trainable, lr=lr, weight_decay=weight_decay)
+    if optimizer == "adamw":
+        optimizer = torch.optim.AdamW(trainable, lr=lr, weight_decay=weight_decay)
+    elif optimizer == "sgd":
+        optimizer = torch.optim.SGD(trainable, lr=lr, momentum=0.9)
+    else:
+        raise ValueError(f"optimizer must be 'adamw' or 'sgd', got {optimizer!r}")
     n_warm = max(1, int(warmup * steps))
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda s: warmup_cosine(s, steps, n_warm))

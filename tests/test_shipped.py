@@ -7,10 +7,20 @@ import numpy as np
 import pytest
 
 import course_utils
-from course_utils import data, shipped
-from course_utils.shipped import RECIPES, evaluate_model, evaluation_data, model_card
+from course_utils import data, pretraining, shipped
+from course_utils.shipped import (
+    CONTRASTIVE,
+    RECIPES,
+    evaluate_encoders,
+    evaluate_model,
+    evaluation_data,
+    model_card,
+)
 
 NAME = "vqa-slot-read"
+MINILM = "vqa-slot-read-minilm"
+CLIP = "clip-stage1"
+VQA_NAMES = [n for n in sorted(RECIPES) if RECIPES[n].kind != CONTRASTIVE]
 
 
 @pytest.fixture(scope="module")
@@ -25,7 +35,7 @@ def eval_tensors(tmp_path_factory):
     old = os.environ.get("COURSE_CACHE_DIR")
     os.environ["COURSE_CACHE_DIR"] = str(tmp_path_factory.mktemp("cache"))
     try:
-        return evaluation_data(RECIPES[NAME])
+        return {name: evaluation_data(RECIPES[name]) for name in RECIPES}
     finally:
         if old is None:
             os.environ.pop("COURSE_CACHE_DIR")
@@ -34,17 +44,43 @@ def eval_tensors(tmp_path_factory):
 
 
 def test_list_and_unknown_names():
-    assert NAME in course_utils.list_pretrained()
+    assert course_utils.list_pretrained() == sorted([NAME, MINILM, CLIP])
     with pytest.raises(ValueError, match=f"unknown pretrained model 'nope'; known: .*{NAME}"):
         course_utils.load_pretrained("nope")
 
 
-def test_shipped_model_reproduces_its_recorded_metrics(vqa, eval_tensors):
-    recorded = model_card(NAME)["metrics"]
-    measured = evaluate_model(vqa.model, eval_tensors)
+@pytest.mark.parametrize("name", VQA_NAMES)
+def test_shipped_vqa_model_reproduces_its_recorded_metrics(name, eval_tensors):
+    recorded = model_card(name)["metrics"]
+    measured = evaluate_model(course_utils.load_pretrained(name).model, eval_tensors[name])
     assert set(measured) == set(recorded)
     for key, value in recorded.items():
         assert measured[key] == pytest.approx(value, abs=0.005), key
+
+
+def test_shipped_encoders_reproduce_their_recorded_retrieval(eval_tensors):
+    enc = course_utils.load_pretrained(CLIP)
+    assert isinstance(enc.model, pretraining.ContrastiveModel) and enc.projector is not None
+    recorded = model_card(CLIP)["metrics"]
+    measured = evaluate_encoders(enc.model, enc.projector, eval_tensors[CLIP])
+    assert set(measured) == set(recorded)
+    for key, value in recorded.items():
+        assert measured[key] == pytest.approx(value, abs=0.005), key
+    assert recorded["image_to_text@1"] >= 0.9 and recorded["stage1/image_to_text@1"] >= 0.9
+
+
+def test_shipped_encoders_load_into_a_fusion_model():
+    import torch
+
+    from course_utils import fusion
+
+    enc = course_utils.load_pretrained(CLIP)
+    llava = fusion.build_model("llava_projection", **enc.model.fusion_config).eval()
+    loaded = pretraining.load_pretrained_encoders(llava, path=enc.path)
+    assert loaded["loaded"] == ["image_encoder", "text_encoder", "projector"]
+    x = torch.zeros(2, 3, 48, 48)
+    with torch.inference_mode():
+        assert torch.equal(llava.image_encoder(x), enc.model.image_encoder(x))
 
 
 def test_shipped_model_meets_the_course_targets():
@@ -55,8 +91,17 @@ def test_shipped_model_meets_the_course_targets():
     assert m["test_compositional"] >= 0.90
 
 
-def test_answer_takes_pil_images_and_plain_text(vqa, tmp_path, monkeypatch):
+def test_pretrained_instruction_encoder_generalises_to_unseen_phrasings():
+    scratch, minilm = model_card(NAME)["metrics"], model_card(MINILM)["metrics"]
+    assert minilm["test_paraphrase"] >= 0.90
+    assert minilm["test_paraphrase"] > scratch["test_paraphrase"]
+    assert minilm["test"] >= 0.95
+
+
+@pytest.mark.parametrize("name", VQA_NAMES)
+def test_answer_takes_pil_images_and_plain_text(name, tmp_path, monkeypatch):
     monkeypatch.setenv("COURSE_CACHE_DIR", str(tmp_path))
+    vqa = course_utils.load_pretrained(name)
     split = data.load_instruction_dataset(seed=123, n_train=0, n_eval=64, splits=["test"])["test"]
     answers = vqa.answer(split["image"], split["instruction"], batch_size=16)
     assert len(answers) == 64 and all(isinstance(a, str) for a in answers)
@@ -78,13 +123,38 @@ def test_answer_rejects_bad_input_clearly(vqa, images, instructions, message):
         vqa.answer(images, instructions)
 
 
-def test_reproduce_writes_weights_and_a_card_that_agree(tmp_path, monkeypatch):
+@pytest.mark.parametrize("name, vocab_size", [(NAME, 266), (MINILM, 30522)])
+def test_reproduce_writes_weights_and_a_card_that_agree(name, vocab_size, tmp_path, monkeypatch):
     monkeypatch.setenv("COURSE_CACHE_DIR", str(tmp_path / "cache"))
-    tiny = dataclasses.replace(RECIPES[NAME], n_train=256, n_eval=32, steps=3, batch_size=32,
+    tiny = dataclasses.replace(RECIPES[name], n_train=256, n_eval=32, steps=3, batch_size=32,
                                model_config={"hidden_size": 16, "num_heads": 2})
     monkeypatch.setitem(RECIPES, "tiny", tiny)
     card = shipped.reproduce("tiny", folder=tmp_path, progress=False)
     assert (tmp_path / "tiny.safetensors").is_file() and (tmp_path / "tiny.json").is_file()
     model = shipped.load_pretrained("tiny", folder=tmp_path)
+    assert card["model_config"]["vocab_size"] == len(model.tokenizer) == vocab_size  # the kind's tokenizer
     assert model.card["metrics"] == card["metrics"]
     assert evaluate_model(model.model, evaluation_data(tiny)) == card["metrics"]
+
+
+def test_reproduce_encoders_writes_a_card_that_agrees(tmp_path, monkeypatch):
+    monkeypatch.setenv("COURSE_CACHE_DIR", str(tmp_path / "cache"))
+    tiny = dataclasses.replace(RECIPES[CLIP], n_train=256, n_eval=64, steps=3, stage1_steps=2,
+                               batch_size=32, model_config={"hidden_size": 16, "num_heads": 2})
+    monkeypatch.setitem(RECIPES, "tiny-clip", tiny)
+    card = shipped.reproduce("tiny-clip", folder=tmp_path, progress=False)
+    enc = shipped.load_pretrained("tiny-clip", folder=tmp_path)
+    assert enc.model.cfg.hidden_size == 16 and card["training"]["stage1_steps"] == 2
+    assert evaluate_encoders(enc.model, enc.projector, evaluation_data(tiny)) == card["metrics"]
+
+
+@pytest.mark.parametrize("name", sorted(RECIPES))
+def test_cards_record_the_current_recipes(name):
+    """A recipe edited without retraining would make `reproduce` build a different model."""
+    from course_utils import fusion
+
+    card, recipe = model_card(name), RECIPES[name]
+    assert card["recipe"] == {k: v for k, v in dataclasses.asdict(recipe).items() if k != "description"}
+    if recipe.kind != CONTRASTIVE:
+        assert fusion.build_model(recipe.kind, **recipe.model_config).config == card["model_config"]
+        assert card["parameters"] == sum(p.numel() for p in course_utils.load_pretrained(name).model.parameters())

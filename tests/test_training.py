@@ -45,6 +45,21 @@ def test_fit_is_reproducible_with_a_seed():
     assert runs[0] == runs[1]
 
 
+def test_sgd_optimizer_learns_and_unknown_optimizers_are_refused():
+    torch.manual_seed(0)
+    model = Toy()
+    history = training.fit(model, toy_data(), toy_data(256, seed=1), steps=200, batch_size=64,
+                           lr=0.1, optimizer="sgd", progress=False)
+    assert history.final["accuracy"] > 0.9
+    torch.manual_seed(0)
+    adam = training.fit(Toy(), toy_data(), steps=5, batch_size=64, progress=False).train_loss
+    torch.manual_seed(0)
+    sgd = training.fit(Toy(), toy_data(), steps=5, batch_size=64, optimizer="sgd", progress=False).train_loss
+    assert adam[1:] != sgd[1:]  # a different update rule, not a silently ignored argument
+    with pytest.raises(ValueError, match="optimizer must be 'adamw' or 'sgd', got 'adam'"):
+        training.fit(Toy(), toy_data(), steps=1, optimizer="adam", progress=False)
+
+
 def test_params_restricts_training_to_a_subset():
     torch.manual_seed(0)
     model = Toy()
