@@ -22,6 +22,8 @@ Five small models with one interface, built by :func:`build_model`::
 A sixth kind, ``slot_read`` (:class:`SlotReadFusion`), is not a published family: it is
 the design that makes the world's spatial relations learnable (explicit coordinates,
 slots read from the instruction, two reads of the grid, pairwise position differences).
+``slot_read_minilm`` (:class:`MiniLMSlotReadFusion`) is ``slot_read`` whose words are the
+frozen, pretrained all-MiniLM-L6-v2's features (chapter 09: unseen phrasings).
 
 Every model shares the same two encoders: :class:`ImageEncoder` (16-px patches of a 48x48
 image -> 9 tokens with learned row/column position embeddings, then a ViT block) and
@@ -571,11 +573,11 @@ KINDS: tuple[str, ...] = tuple(k for k in MODELS if not k.startswith("slot_read"
 ALL_KINDS: tuple[str, ...] = (*KINDS, "slot_read")
 #: Kinds whose instruction encoder is a frozen pretrained model (loaded from its package).
 PRETRAINED_TEXT_KINDS: tuple[str, ...] = ("slot_read_minilm",)
-#: Per-kind defaults that differ from :class:`FusionConfig`'s.
 #: MiniLM's tokenizer: 30,522 word pieces, [PAD] = 0.
 MINILM_VOCAB = {"vocab_size": 30522, "pad_token_id": 0}
-# slot_read: six slots rather than four (more chances that one binds the second noun of
-# "more X than Y": compare questions learned by ~1,000 steps on every seed measured).
+#: Per-kind defaults that differ from :class:`FusionConfig`'s. slot_read: six slots rather
+#: than four (more chances that one binds the second noun of "more X than Y": compare
+#: questions learned by ~1,000 steps on every seed measured).
 KIND_DEFAULTS = {"slot_read": {"num_queries": 6, "mlp_ratio": 4},
                  # MiniLM's features already carry word order: small added positions
                  "slot_read_minilm": {"num_queries": 4, "mlp_ratio": 4, "position_std": 0.02,
