@@ -184,11 +184,11 @@ def patch_attention(image, weights, grid: int, row_titles=None, col_titles=None,
             shade = darkness * (1.0 - panel / max(float(panel.max()), 1e-12))
             overlay = np.zeros((grid, grid, 4))
             overlay[..., 3] = shade  # black with per-patch opacity
-            ax.imshow(img, interpolation="nearest")
-            ax.imshow(overlay, extent=(0, wd, h, 0), interpolation="nearest")
+            ax.imshow(img, interpolation="nearest")  # pixel centres at 0..W-1: edges at -0.5
+            ax.imshow(overlay, extent=(-0.5, wd - 0.5, h - 0.5, -0.5), interpolation="nearest")
             for k in range(1, grid):
-                ax.axhline(k * h / grid, color="white", lw=0.5, alpha=0.6)
-                ax.axvline(k * wd / grid, color="white", lw=0.5, alpha=0.6)
+                ax.axhline(k * h / grid - 0.5, color="white", lw=0.5, alpha=0.6)
+                ax.axvline(k * wd / grid - 0.5, color="white", lw=0.5, alpha=0.6)
             ax.set_xticks([])
             ax.set_yticks([])
             ax.set_xlabel(f"max weight {panel.max():.2f}", fontsize=8)
