@@ -396,7 +396,7 @@ def pretrain_encoders(steps: int = 300, n_train: int = 6000, seed: int = 0, path
         sched = torch.optim.lr_scheduler.LambdaLR(
             opt, lambda s: warmup_cosine(s, n_steps, max(1, n_steps // 20)))
         losses = []
-        for _ in tqdm(range(n_steps), desc=desc, disable=not progress, leave=False):
+        for _ in tqdm(range(n_steps), desc=desc, disable=not progress, leave=False, mininterval=0.5):
             idx = torch.randperm(len(ids), generator=gen)[:batch_size]
             longest = int(mask[idx].sum(1).max())
             loss = loss_of(pixels[idx], ids[idx, :longest], mask[idx, :longest])

@@ -167,7 +167,9 @@ def fit(
     eval_every = eval_every or max(1, steps // 10)
     gen = torch.Generator().manual_seed(seed)
     history = History()
-    bar = tqdm(total=steps, desc=desc, disable=not progress, leave=False)
+    # at most two refreshes a second: a notebook kernel sends each one as a message, and a
+    # flood of them during a long cell can overflow the output channel (nbval then times out)
+    bar = tqdm(total=steps, desc=desc, disable=not progress, leave=False, mininterval=0.5)
     start, step, seen = time.perf_counter(), 0, 0
     model.train()
     while step < steps:
