@@ -454,6 +454,16 @@ def normalize_images(array):
     return x.sub_(mean).div_(std)
 
 
+def caption_tensors(split, tokenizer=None) -> dict:
+    """Image-caption pairs as tensors for contrastive training (chapter 07): the captions
+    are the split's ``answer`` column. Returns ``pixel_values`` ``(N, 3, H, W)`` and
+    ``input_ids`` / ``attention_mask`` ``(N, L)`` padded to the longest caption;
+    ``tokenizer`` defaults to :func:`load_tokenizer`."""
+    enc = (tokenizer or load_tokenizer())(list(split["answer"]), padding="longest", return_tensors="pt")
+    return {"pixel_values": normalize_images(images_to_array(split)),
+            "input_ids": enc["input_ids"], "attention_mask": enc["attention_mask"]}
+
+
 def to_tensors(split, tokenizer=None, max_length: int | None = None) -> dict:
     """A split as training tensors, prepared once (seconds for 20,000 examples).
 

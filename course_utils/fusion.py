@@ -568,7 +568,7 @@ MODELS = {m.kind: m for m in (CrossAttentionFusion, GatedCrossAttentionFusion,
                                LlavaProjectionFusion, QFormerFusion, LateFusion, SlotReadFusion,
                                MiniLMSlotReadFusion)}
 #: The five fusion families of chapter 05.
-KINDS: tuple[str, ...] = tuple(k for k in MODELS if not k.startswith("slot_read"))
+KINDS: tuple[str, ...] = tuple(k for k, m in MODELS.items() if not issubclass(m, SlotReadFusion))
 #: The kinds trained from scratch (and raced in chapter 08): the five families and ``slot_read``.
 ALL_KINDS: tuple[str, ...] = (*KINDS, "slot_read")
 #: Kinds whose instruction encoder is a frozen pretrained model (loaded from its package).
@@ -623,7 +623,7 @@ def build_model(kind: str = "cross_attention", **config) -> FusionModel:
     if kind not in MODELS:
         raise ValueError(f"unknown fusion kind {kind!r}; known kinds: {', '.join(MODELS)}")
     cfg = make_config(**{**KIND_DEFAULTS.get(kind, {}), **config})
-    if kind.startswith("slot_read") and cfg.patch_size % 4:
+    if issubclass(MODELS[kind], SlotReadFusion) and cfg.patch_size % 4:
         raise ValueError(f"slot_read's stem needs patch_size divisible by 4, got {cfg.patch_size}")
     return MODELS[kind](cfg)
 

@@ -381,10 +381,8 @@ def pretrain_encoders(steps: int = 300, n_train: int = 6000, seed: int = 0, path
         return path
     data_seed = seed if data_seed is None else data_seed
     ds = data.load_caption_dataset(seed=data_seed, n_train=n_train, n_eval=8, splits=["train"])
-    tokenizer = data.load_tokenizer()
-    enc = tokenizer(list(ds["train"]["answer"]), padding="longest", return_tensors="pt")
-    pixels = data.normalize_images(data.images_to_array(ds["train"]))  # (N, 3, 48, 48)
-    ids, mask = enc["input_ids"], enc["attention_mask"]  # (N, L)
+    pairs = data.caption_tensors(ds["train"])
+    pixels, ids, mask = pairs["pixel_values"], pairs["input_ids"], pairs["attention_mask"]  # (N, 3, 48, 48), (N, L)
     torch.manual_seed(seed)
     model = ContrastiveModel(**config)
     projector = Projector(model.cfg.hidden_size, model.cfg.mlp_ratio)

@@ -228,21 +228,13 @@ def load_pretrained(name: str, device=None, folder: Path | None = None):
 def evaluation_data(recipe: Recipe, splits=EVAL_SPLITS) -> dict:
     """The evaluation splits of a recipe's dataset (they exclude its training examples)."""
     if recipe.kind == CONTRASTIVE:
-        return {"validation": caption_tensors(recipe)}
+        ds = data.load_caption_dataset(seed=recipe.data_seed, n_train=recipe.n_train,
+                                       n_eval=recipe.n_eval, splits=["train", "validation"])
+        return {"validation": data.caption_tensors(ds["validation"])}  # never trained on
     ds = data.load_instruction_dataset(seed=recipe.data_seed, n_train=recipe.n_train,
                                        n_eval=recipe.n_eval, splits=("train", *splits))
     tok = tokenizer_for(recipe.kind)
     return {s: data.to_tensors(ds[s], tok) for s in splits}
-
-
-def caption_tensors(recipe: Recipe) -> dict:
-    """The held-out captions a contrastive recipe is evaluated on (never trained on)."""
-    ds = data.load_caption_dataset(seed=recipe.data_seed, n_train=recipe.n_train,
-                                   n_eval=recipe.n_eval, splits=["train", "validation"])
-    split = ds["validation"]
-    enc = data.load_tokenizer()(list(split["answer"]), padding="longest", return_tensors="pt")
-    return {"pixel_values": data.normalize_images(data.images_to_array(split)),
-            "input_ids": enc["input_ids"], "attention_mask": enc["attention_mask"]}
 
 
 def evaluate_encoders(model, projector, tensors: dict) -> dict:

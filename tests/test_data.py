@@ -417,3 +417,16 @@ def test_benchmark_reports_timings():
     out = D.benchmark(n=200)
     assert out["n"] == 200 and out["total_s"] > 0 and out["examples_per_s"] > 0
     assert {"generate_s", "render_s", "dataset_s", "tensors_s"} <= set(out)
+
+
+def test_caption_tensors_pair_each_image_with_its_caption():
+    split = D.load_caption_dataset(seed=3, n_train=0, n_eval=12, splits=["validation"])["validation"]
+    t = D.caption_tensors(split)
+    tok = D.load_tokenizer()
+    assert t["pixel_values"].shape == (12, 3, S.IMAGE_SIZE, S.IMAGE_SIZE)
+    assert t["input_ids"].shape == t["attention_mask"].shape and t["input_ids"].shape[0] == 12
+    assert int(t["attention_mask"].sum(1).max()) == t["input_ids"].shape[1]  # padded to the longest
+    for i in (0, 11):
+        real = t["input_ids"][i][t["attention_mask"][i].bool()]
+        assert tok.decode(real, skip_special_tokens=True).replace(" ", "") == \
+            split[i]["answer"].lower().replace(" ", "")
