@@ -2,13 +2,16 @@
 
 Two ways to put an image and its caption in one space::
 
-    model = ContrastiveModel()                        # CLIP-style: both encoders learn
+    model = ContrastiveModel(**model_sizes())         # CLIP-style: both encoders learn
     out = model(pixel_values, input_ids, attention_mask)
     loss = clip_loss(out["image_embeds"], out["text_embeds"], model.temperature)
     retrieval_accuracy(out["image_embeds"], out["text_embeds"], k=(1, 5))
 
     projector = Projector(model.cfg.hidden_size)      # LLaVA stage 1: only this learns
     loss = stage1_loss(model, projector, pixel_values, input_ids, attention_mask)
+
+(``model_sizes`` is :func:`course_utils.world.encoding.model_sizes`: the vocabulary and
+answer count of the world's data.)
 
 The encoders are **the same classes, with the same config,** as the fusion models of
 :mod:`course_utils.fusion` (:class:`~course_utils.fusion.ImageEncoder`,
@@ -114,7 +117,7 @@ class ContrastiveModel(nn.Module):
     clamped at ``log(100)``; :attr:`temperature` is ``1 / exp(logit_scale)``.
 
     Keyword arguments are :class:`~course_utils.fusion.FusionConfig` fields (``vocab_size``
-    and ``num_answers`` default to the world's), so ``fusion.build_model(kind,
+    and ``num_answers`` required: ``**world.encoding.model_sizes()``), so ``fusion.build_model(kind,
     **model.fusion_config)`` builds a fusion model whose encoders take these weights.
     """
 
@@ -368,8 +371,8 @@ def pretrain_encoders(steps: int = 300, n_train: int = 6000, seed: int = 0, path
     """
     from tqdm.auto import tqdm
 
-    from course_utils import data
     from course_utils.training import warmup_cosine
+    from course_utils.world import data, encoding
 
     for name, value in (("steps", steps), ("n_train", n_train), ("batch_size", batch_size)):
         if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
@@ -381,10 +384,10 @@ def pretrain_encoders(steps: int = 300, n_train: int = 6000, seed: int = 0, path
         return path
     data_seed = seed if data_seed is None else data_seed
     ds = data.load_caption_dataset(seed=data_seed, n_train=n_train, n_eval=8, splits=["train"])
-    pairs = data.caption_tensors(ds["train"])
+    pairs = encoding.caption_tensors(ds["train"])
     pixels, ids, mask = pairs["pixel_values"], pairs["input_ids"], pairs["attention_mask"]  # (N, 3, 48, 48), (N, L)
     torch.manual_seed(seed)
-    model = ContrastiveModel(**config)
+    model = ContrastiveModel(**{**encoding.model_sizes(), **config})
     projector = Projector(model.cfg.hidden_size, model.cfg.mlp_ratio)
     gen = torch.Generator().manual_seed(seed)
 

@@ -25,8 +25,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from course_utils import data
 from course_utils.runtime import data_dir
+from course_utils.world import data, encoding, programs, vocabulary
 
 EVAL_SPLITS = ("test", "test_compositional", "test_paraphrase", "test_shift")
 
@@ -118,7 +118,7 @@ class VQAModel:
     def __init__(self, model, tokenizer, card: dict | None = None):
         self.model = model.eval()
         self.tokenizer = tokenizer
-        self.answers = data.answer_vocab()
+        self.answers = programs.answer_vocab()
         self.card = card or {}
 
     @property
@@ -149,7 +149,7 @@ class VQAModel:
             arrays.append(arr)
         enc = self.tokenizer(list(instructions), padding="longest", return_tensors="pt")
         return {
-            "pixel_values": data.normalize_images(np.stack(arrays)),
+            "pixel_values": encoding.normalize_images(np.stack(arrays)),
             "input_ids": enc["input_ids"],
             "attention_mask": enc["attention_mask"],
         }
@@ -200,7 +200,7 @@ def tokenizer_for(kind: str):
         from course_utils.assets import minilm_dir
 
         return AutoTokenizer.from_pretrained(minilm_dir(verify=False))
-    return data.load_tokenizer()
+    return vocabulary.load_tokenizer()
 
 
 def load_pretrained(name: str, device=None, folder: Path | None = None):
@@ -230,11 +230,11 @@ def evaluation_data(recipe: Recipe, splits=EVAL_SPLITS) -> dict:
     if recipe.kind == CONTRASTIVE:
         ds = data.load_caption_dataset(seed=recipe.data_seed, n_train=recipe.n_train,
                                        n_eval=recipe.n_eval, splits=["train", "validation"])
-        return {"validation": data.caption_tensors(ds["validation"])}  # never trained on
+        return {"validation": encoding.caption_tensors(ds["validation"])}  # never trained on
     ds = data.load_instruction_dataset(seed=recipe.data_seed, n_train=recipe.n_train,
                                        n_eval=recipe.n_eval, splits=("train", *splits))
     tok = tokenizer_for(recipe.kind)
-    return {s: data.to_tensors(ds[s], tok) for s in splits}
+    return {s: encoding.to_tensors(ds[s], tok) for s in splits}
 
 
 def evaluate_encoders(model, projector, tensors: dict) -> dict:
@@ -257,7 +257,6 @@ def evaluate_encoders(model, projector, tensors: dict) -> dict:
 
 def evaluate_model(model, tensors: dict) -> dict:
     """Accuracy per split, and per question family on ``test``."""
-    from course_utils import instructions as I
     from course_utils.training import predict
 
     metrics = {}
@@ -266,7 +265,7 @@ def evaluate_model(model, tensors: dict) -> dict:
         correct = pred == t["labels"]
         metrics[split] = round(correct.float().mean().item(), 4)
         if split == "test":
-            for i, family in enumerate(I.FAMILIES):
+            for i, family in enumerate(programs.FAMILIES):
                 sel = t["task_ids"] == i
                 if sel.any():
                     metrics[f"test/{family}"] = round(correct[sel].float().mean().item(), 4)
@@ -300,10 +299,10 @@ def reproduce(name: str, folder: Path | None = None, progress: bool = True,
         ds = data.load_instruction_dataset(seed=recipe.data_seed, n_train=recipe.n_train,
                                            n_eval=recipe.n_eval, progress=progress)
         tok = tokenizer_for(recipe.kind)
-        train = data.to_tensors(ds["train"], tok)
-        val = data.to_tensors(ds["validation"], tok)
-        evals = {s: data.to_tensors(ds[s], tok) for s in EVAL_SPLITS}
-        model = fusion.build_model(recipe.kind, **recipe.model_config)
+        train = encoding.to_tensors(ds["train"], tok)
+        val = encoding.to_tensors(ds["validation"], tok)
+        evals = {s: encoding.to_tensors(ds[s], tok) for s in EVAL_SPLITS}
+        model = fusion.build_model(recipe.kind, **encoding.model_sizes(tok), **recipe.model_config)
         features = getattr(model, "features", None)
         if features is not None:  # a frozen pretrained text encoder: encode each instruction once
             for t in (train, val, *evals.values()):

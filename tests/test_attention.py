@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.testing import assert_close
 
-from course_utils import attention as A
+from course_utils import attention
 
 
 def _devices():
@@ -39,27 +39,27 @@ def _seed():
 @pytest.mark.parametrize("dim", [-1, 0, 1])
 def test_softmax_matches_torch(dim):
     x = torch.randn(4, 5, 6) * 10
-    assert_close(A.stable_softmax(x, dim), torch.softmax(x, dim))
+    assert_close(attention.stable_softmax(x, dim), torch.softmax(x, dim))
 
 
 def test_softmax_is_stable_where_naive_overflows():
     x = torch.tensor([[1000.0, 1001.0, 1002.0], [-1000.0, -1001.0, -1002.0]])
     naive = x.exp() / x.exp().sum(-1, keepdim=True)
     assert torch.isnan(naive).all()
-    out = A.stable_softmax(x)
+    out = attention.stable_softmax(x)
     assert torch.isfinite(out).all()
     assert_close(out, torch.softmax(x, -1))
 
 
 def test_softmax_of_fully_masked_row_is_zero():
     x = torch.tensor([[0.0, float("-inf")], [float("-inf"), float("-inf")]])
-    assert_close(A.stable_softmax(x), torch.tensor([[1.0, 0.0], [0.0, 0.0]]))
+    assert_close(attention.stable_softmax(x), torch.tensor([[1.0, 0.0], [0.0, 0.0]]))
 
 
 def test_softmax_gradient_matches_torch():
     x = torch.randn(3, 7, requires_grad=True)
     g = torch.randn(3, 7)
-    (ga,) = torch.autograd.grad((A.stable_softmax(x) * g).sum(), x)
+    (ga,) = torch.autograd.grad((attention.stable_softmax(x) * g).sum(), x)
     (gb,) = torch.autograd.grad((torch.softmax(x, -1) * g).sum(), x)
     assert_close(ga, gb)
 
@@ -71,12 +71,12 @@ def _mask(kind, B, H, N_q, N_k, device):
     if kind is None:
         return None
     if kind == "causal":
-        return A.causal_mask(N_q, N_k, device=device)
+        return attention.causal_mask(N_q, N_k, device=device)
     if kind == "padding":
         lengths = torch.randint(1, N_k + 1, (B,), device=device)
         lengths[0] = N_k
         am = (torch.arange(N_k, device=device)[None] < lengths[:, None]).long()
-        return A.padding_mask(am)
+        return attention.padding_mask(am)
     if kind == "random":  # per head, every row keeps its first key
         m = torch.rand(B, H, N_q, N_k, device=device) > 0.5
         m[..., 0] = True
@@ -97,7 +97,7 @@ def test_sdpa_matches_torch(device, mask_kind, shape):
     k = torch.randn(B, H, N_k, d_k, device=device)
     v = torch.randn(B, H, N_k, d_v, device=device)
     mask = _mask(mask_kind, B, H, N_q, N_k, device)
-    out, w = A.scaled_dot_product_attention(q, k, v, mask)
+    out, w = attention.scaled_dot_product_attention(q, k, v, mask)
     expected = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
     assert_close(out, expected, **TOL[device])
     assert w.shape == (B, H, N_q, N_k)
@@ -108,14 +108,14 @@ def test_sdpa_matches_torch(device, mask_kind, shape):
 
 def test_causal_mask_matches_is_causal():
     q, k, v = (torch.randn(2, 2, 6, 8) for _ in range(3))
-    out, _ = A.scaled_dot_product_attention(q, k, v, A.causal_mask(6))
+    out, _ = attention.scaled_dot_product_attention(q, k, v, attention.causal_mask(6))
     assert_close(out, F.scaled_dot_product_attention(q, k, v, is_causal=True))
-    assert A.causal_mask(3).tolist() == [[True, False, False], [True, True, False], [True, True, True]]
+    assert attention.causal_mask(3).tolist() == [[True, False, False], [True, True, False], [True, True, True]]
 
 
 def test_sdpa_scale_argument_and_3d_input():
     q, k, v = torch.randn(4, 5, 8), torch.randn(4, 6, 8), torch.randn(4, 6, 3)
-    out, _ = A.scaled_dot_product_attention(q, k, v, scale=0.3)
+    out, _ = attention.scaled_dot_product_attention(q, k, v, scale=0.3)
     assert_close(out, F.scaled_dot_product_attention(q, k, v, scale=0.3))
 
 
@@ -123,15 +123,15 @@ def test_sdpa_fully_masked_row_is_zero_like_torch_math():
     q, k, v = torch.randn(1, 1, 3, 4), torch.randn(1, 1, 5, 4), torch.randn(1, 1, 5, 4)
     mask = torch.ones(3, 5, dtype=torch.bool)
     mask[1] = False
-    out, w = A.scaled_dot_product_attention(q, k, v, mask)
+    out, w = attention.scaled_dot_product_attention(q, k, v, mask)
     assert (w[0, 0, 1] == 0).all() and (out[0, 0, 1] == 0).all()
     assert torch.isfinite(out).all()
 
 
 def test_sdpa_gradients_match_torch():
     q, k, v = (torch.randn(2, 2, 5, 8, requires_grad=True) for _ in range(3))
-    mask = A.causal_mask(5)
-    ours = A.scaled_dot_product_attention(q, k, v, mask)[0].square().sum()
+    mask = attention.causal_mask(5)
+    ours = attention.scaled_dot_product_attention(q, k, v, mask)[0].square().sum()
     theirs = F.scaled_dot_product_attention(q, k, v, attn_mask=mask).square().sum()
     for a, b in zip(torch.autograd.grad(ours, (q, k, v)), torch.autograd.grad(theirs, (q, k, v))):
         assert_close(a, b)
@@ -143,19 +143,19 @@ def test_sdpa_gradients_match_torch():
 def test_padding_mask_from_ids_and_from_attention_mask():
     ids = torch.tensor([[5, 6, 0, 0], [0, 7, 8, 9]])
     expected = torch.tensor([[True, True, False, False], [False, True, True, True]])
-    assert_close(A.padding_mask(ids, pad_id=0), expected[:, None, None, :])
-    assert_close(A.padding_mask(expected.long()), expected[:, None, None, :])
-    assert_close(A.padding_mask(expected), expected[:, None, None, :])
-    assert A.padding_mask(ids, pad_id=0).shape == (2, 1, 1, 4)
+    assert_close(attention.padding_mask(ids, pad_id=0), expected[:, None, None, :])
+    assert_close(attention.padding_mask(expected.long()), expected[:, None, None, :])
+    assert_close(attention.padding_mask(expected), expected[:, None, None, :])
+    assert attention.padding_mask(ids, pad_id=0).shape == (2, 1, 1, 4)
 
 
 def test_split_and_merge_heads():
     x = torch.randn(2, 5, 12)
-    h = A.split_heads(x, 3)
+    h = attention.split_heads(x, 3)
     assert h.shape == (2, 3, 5, 4)
     assert_close(h[:, 1], x[..., 4:8])  # head 1 holds features 4..7 of every token
-    assert_close(A.merge_heads(h), x)
-    assert_close(A.merge_heads(h.contiguous()), x)
+    assert_close(attention.merge_heads(h), x)
+    assert_close(attention.merge_heads(h.contiguous()), x)
 
 
 # ---- multi-head attention against nn.MultiheadAttention -----------------------------
@@ -167,7 +167,7 @@ def test_split_and_merge_heads():
 def test_self_attention_matches_nn_multihead(device, bias, num_heads):
     D, B, N = 16, 3, 7
     torch_mha = nn.MultiheadAttention(D, num_heads, bias=bias, batch_first=True).to(device).eval()
-    ours = A.MultiHeadAttention(D, num_heads, bias=bias).to(device).eval()
+    ours = attention.MultiHeadAttention(D, num_heads, bias=bias).to(device).eval()
     ours.load_torch_weights(torch_mha)
     x = torch.randn(B, N, D, device=device)
     am = torch.ones(B, N, dtype=torch.long, device=device)
@@ -178,8 +178,8 @@ def test_self_attention_matches_nn_multihead(device, bias, num_heads):
         exp_out, exp_w = torch_mha(
             x, x, x, key_padding_mask=am == 0, need_weights=True, average_attn_weights=False
         )
-        out, w = ours(x, mask=A.padding_mask(am))
-        fused, none = ours(x, mask=A.padding_mask(am), need_weights=False)
+        out, w = ours(x, mask=attention.padding_mask(am))
+        fused, none = ours(x, mask=attention.padding_mask(am), need_weights=False)
     assert_close(out, exp_out, **TOL[device])
     assert_close(w, exp_w, **TOL[device])
     assert_close(fused, exp_out, **TOL[device])
@@ -193,9 +193,9 @@ def test_self_attention_matches_nn_multihead(device, bias, num_heads):
 def test_causal_self_attention_matches_nn_multihead(device):
     D, N = 8, 6
     torch_mha = nn.MultiheadAttention(D, 2, batch_first=True).to(device)
-    ours = A.MultiHeadAttention(D, 2).to(device).load_torch_weights(torch_mha)
+    ours = attention.MultiHeadAttention(D, 2).to(device).load_torch_weights(torch_mha)
     x = torch.randn(2, N, D, device=device)
-    blocked = ~A.causal_mask(N, device=device)
+    blocked = ~attention.causal_mask(N, device=device)
     with torch.no_grad():
         exp_out, _ = torch_mha(x, x, x, attn_mask=blocked)
         out, _ = ours(x, mask=~blocked)
@@ -206,7 +206,7 @@ def test_causal_self_attention_matches_nn_multihead(device):
 def test_cross_attention_matches_nn_multihead(device):
     D, kv, H = 16, 12, 4
     torch_mha = nn.MultiheadAttention(D, H, kdim=kv, vdim=kv, batch_first=True).to(device)
-    ours = A.CrossAttention(D, H, vision_dim=kv).to(device).load_torch_weights(torch_mha)
+    ours = attention.CrossAttention(D, H, vision_dim=kv).to(device).load_torch_weights(torch_mha)
     text = torch.randn(2, 5, D, device=device)  # (B, N_txt, D)
     image = torch.randn(2, 9, kv, device=device)  # (B, N_img, vision_dim)
     visual_mask = torch.ones(2, 9, dtype=torch.long, device=device)
@@ -228,7 +228,7 @@ def test_cross_attention_with_one_head_and_identity_output_is_the_source_layer()
     text, image = torch.randn(2, 4, D), torch.randn(2, 9, D)
     scores = q(text) @ k(image).transpose(-2, -1) / math.sqrt(D)
     source = torch.softmax(scores, -1) @ v(image)
-    ours = A.CrossAttention(D, num_heads=1)
+    ours = attention.CrossAttention(D, num_heads=1)
     with torch.no_grad():
         for mine, theirs in ((ours.q_proj, q), (ours.k_proj, k), (ours.v_proj, v)):
             mine.load_state_dict(theirs.state_dict())
@@ -238,7 +238,7 @@ def test_cross_attention_with_one_head_and_identity_output_is_the_source_layer()
 
 
 def test_dropout_only_in_training():
-    m = A.MultiHeadAttention(8, 2, dropout=0.5)
+    m = attention.MultiHeadAttention(8, 2, dropout=0.5)
     x = torch.randn(2, 5, 8)
     m.eval()
     a, _ = m(x)
@@ -250,7 +250,7 @@ def test_dropout_only_in_training():
 
 
 def test_gradients_flow_to_all_parameters():
-    m = A.CrossAttention(8, 2, vision_dim=6)
+    m = attention.CrossAttention(8, 2, vision_dim=6)
     out, _ = m(torch.randn(2, 3, 8), torch.randn(2, 5, 6))
     out.sum().backward()
     assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in m.parameters())
@@ -272,40 +272,40 @@ def test_gradients_flow_to_all_parameters():
 )
 def test_sdpa_bad_input(args, match):
     with pytest.raises(ValueError, match=match):
-        A.scaled_dot_product_attention(*args)
+        attention.scaled_dot_product_attention(*args)
 
 
 def test_sdpa_bad_mask():
     q = k = v = torch.randn(2, 3, 5, 4)
     with pytest.raises(ValueError, match="cannot broadcast"):
-        A.scaled_dot_product_attention(q, k, v, torch.ones(4, 5, dtype=torch.bool))
+        attention.scaled_dot_product_attention(q, k, v, torch.ones(4, 5, dtype=torch.bool))
     with pytest.raises(ValueError, match="bool tensor"):
-        A.scaled_dot_product_attention(q, k, v, torch.ones(5, 5))
+        attention.scaled_dot_product_attention(q, k, v, torch.ones(5, 5))
     with pytest.raises(ValueError, match="cannot broadcast"):  # (B, N) forgot the axes
-        A.scaled_dot_product_attention(q, k, v, torch.ones(2, 5, dtype=torch.bool))
+        attention.scaled_dot_product_attention(q, k, v, torch.ones(2, 5, dtype=torch.bool))
 
 
 def test_other_bad_input():
     with pytest.raises(ValueError, match=r"\(B, N\)"):
-        A.padding_mask(torch.ones(2, 3, 4))
+        attention.padding_mask(torch.ones(2, 3, 4))
     with pytest.raises(ValueError, match="pad_id"):
-        A.padding_mask(torch.tensor([[5, 6, 0]]))
+        attention.padding_mask(torch.tensor([[5, 6, 0]]))
     with pytest.raises(ValueError, match="positive ints"):
-        A.causal_mask(0)
+        attention.causal_mask(0)
     with pytest.raises(ValueError, match="divisible"):
-        A.split_heads(torch.randn(2, 3, 10), 3)
+        attention.split_heads(torch.randn(2, 3, 10), 3)
     with pytest.raises(ValueError, match=r"\(B, N, D\)"):
-        A.split_heads(torch.randn(3, 10), 2)
+        attention.split_heads(torch.randn(3, 10), 2)
     with pytest.raises(ValueError, match=r"\(B, H, N, d\)"):
-        A.merge_heads(torch.randn(3, 10, 2))
+        attention.merge_heads(torch.randn(3, 10, 2))
     with pytest.raises(ValueError, match="divisible"):
-        A.MultiHeadAttention(10, 3)
+        attention.MultiHeadAttention(10, 3)
     with pytest.raises(ValueError, match="softmax expects"):
-        A.stable_softmax(torch.tensor([1, 2]))
+        attention.stable_softmax(torch.tensor([1, 2]))
 
 
 def test_module_bad_input():
-    m = A.CrossAttention(8, 2, vision_dim=6)
+    m = attention.CrossAttention(8, 2, vision_dim=6)
     text, image = torch.randn(2, 3, 8), torch.randn(2, 5, 6)
     with pytest.raises(ValueError, match=r"x must be \(B, N_q, 8\)"):
         m(torch.randn(2, 3, 6), image)
@@ -316,4 +316,4 @@ def test_module_bad_input():
     with pytest.raises(ValueError, match="cannot broadcast"):
         m(text, image, torch.ones(2, 4))
     with pytest.raises(ValueError, match="sizes differ"):
-        A.MultiHeadAttention(8, 2).load_torch_weights(nn.MultiheadAttention(8, 4))
+        attention.MultiHeadAttention(8, 2).load_torch_weights(nn.MultiheadAttention(8, 4))

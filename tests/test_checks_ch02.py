@@ -8,7 +8,7 @@ import math
 import pytest
 import torch
 
-from course_utils import attention as A
+from course_utils import attention
 from course_utils.checks import CheckFailed, StudentCodeError, ch02
 
 # ---- mistakes a student makes ------------------------------------------------------
@@ -20,7 +20,7 @@ def naive_softmax(x, dim=-1):
 
 
 def softmax_ignores_dim(x, dim=-1):
-    return A.stable_softmax(x, dim=-1)
+    return attention.stable_softmax(x, dim=-1)
 
 
 def softmax_without_keepdim(x, dim=-1):
@@ -72,7 +72,7 @@ def attention_mask_inverted(q, k, v, mask=None):
 
 
 def attention_ignores_mask(q, k, v, mask=None):
-    return A.scaled_dot_product_attention(q, k, v)
+    return attention.scaled_dot_product_attention(q, k, v)
 
 
 def attention_scale_by_n(q, k, v, mask=None):
@@ -84,7 +84,7 @@ def attention_scale_by_n(q, k, v, mask=None):
 
 
 def attention_returns_output_only(q, k, v, mask=None):
-    return A.scaled_dot_product_attention(q, k, v, mask)[0]
+    return attention.scaled_dot_product_attention(q, k, v, mask)[0]
 
 
 def padding_inverted(ids, pad_id):
@@ -119,32 +119,32 @@ def merge_with_view(x):  # .view after transpose: a RuntimeError in the student'
 
 
 def mha_reference(x, context, w_q, w_k, w_v, w_o, num_heads):
-    q = A.split_heads(x @ w_q.T, num_heads)
-    k = A.split_heads(context @ w_k.T, num_heads)
-    v = A.split_heads(context @ w_v.T, num_heads)
-    return A.merge_heads(A.scaled_dot_product_attention(q, k, v)[0]) @ w_o.T
+    q = attention.split_heads(x @ w_q.T, num_heads)
+    k = attention.split_heads(context @ w_k.T, num_heads)
+    v = attention.split_heads(context @ w_v.T, num_heads)
+    return attention.merge_heads(attention.scaled_dot_product_attention(q, k, v)[0]) @ w_o.T
 
 
 def mha_scale_by_embed_dim(x, context, w_q, w_k, w_v, w_o, num_heads):
-    q = A.split_heads(x @ w_q.T, num_heads)
-    k = A.split_heads(context @ w_k.T, num_heads)
-    v = A.split_heads(context @ w_v.T, num_heads)
-    out = A.scaled_dot_product_attention(q, k, v, scale=1 / math.sqrt(x.shape[-1]))[0]
-    return A.merge_heads(out) @ w_o.T
+    q = attention.split_heads(x @ w_q.T, num_heads)
+    k = attention.split_heads(context @ w_k.T, num_heads)
+    v = attention.split_heads(context @ w_v.T, num_heads)
+    out = attention.scaled_dot_product_attention(q, k, v, scale=1 / math.sqrt(x.shape[-1]))[0]
+    return attention.merge_heads(out) @ w_o.T
 
 
 def mha_no_output_projection(x, context, w_q, w_k, w_v, w_o, num_heads):
-    q = A.split_heads(x @ w_q.T, num_heads)
-    k = A.split_heads(context @ w_k.T, num_heads)
-    v = A.split_heads(context @ w_v.T, num_heads)
-    return A.merge_heads(A.scaled_dot_product_attention(q, k, v)[0])
+    q = attention.split_heads(x @ w_q.T, num_heads)
+    k = attention.split_heads(context @ w_k.T, num_heads)
+    v = attention.split_heads(context @ w_v.T, num_heads)
+    return attention.merge_heads(attention.scaled_dot_product_attention(q, k, v)[0])
 
 
 def mha_no_transpose_on_weights(x, context, w_q, w_k, w_v, w_o, num_heads):
-    q = A.split_heads(x @ w_q, num_heads)
-    k = A.split_heads(context @ w_k.T, num_heads)
-    v = A.split_heads(context @ w_v.T, num_heads)
-    return A.merge_heads(A.scaled_dot_product_attention(q, k, v)[0]) @ w_o.T
+    q = attention.split_heads(x @ w_q, num_heads)
+    k = attention.split_heads(context @ w_k.T, num_heads)
+    v = attention.split_heads(context @ w_v.T, num_heads)
+    return attention.merge_heads(attention.scaled_dot_product_attention(q, k, v)[0]) @ w_o.T
 
 
 def not_implemented(*args, **kwargs):
@@ -161,7 +161,7 @@ def crashes(*args, **kwargs):
 CASES = {
     "softmax": (
         ch02.check_softmax,
-        (A.stable_softmax,),
+        (attention.stable_softmax,),
         {
             "naive exp overflows": (naive_softmax,),
             "ignores dim": (softmax_ignores_dim,),
@@ -171,7 +171,7 @@ CASES = {
     ),
     "attention": (
         ch02.check_attention,
-        (A.scaled_dot_product_attention,),
+        (attention.scaled_dot_product_attention,),
         {
             "no scaling": (attention_no_scaling,),
             "softmax over the wrong dimension": (attention_softmax_wrong_dim,),
@@ -184,7 +184,7 @@ CASES = {
     ),
     "padding_mask": (
         ch02.check_padding_mask,
-        (A.padding_mask,),
+        (attention.padding_mask,),
         {
             "inverted": (padding_inverted,),
             "int instead of bool": (padding_int,),
@@ -194,10 +194,10 @@ CASES = {
     ),
     "heads": (
         ch02.check_heads,
-        (A.split_heads, A.merge_heads),
+        (attention.split_heads, attention.merge_heads),
         {
-            "split by view without transpose": (split_view_only, A.merge_heads),
-            "merge by reshape without transpose": (A.split_heads, merge_view_only),
+            "split by view without transpose": (split_view_only, attention.merge_heads),
+            "merge by reshape without transpose": (attention.split_heads, merge_view_only),
             "both without transpose (they cancel)": (split_view_only, merge_view_only),
         },
     ),
@@ -245,8 +245,8 @@ def test_not_attempted(name, capsys):
 
 
 def test_second_function_not_attempted(capsys):
-    assert ch02.check_heads(A.split_heads, not_implemented) is False
-    assert ch02.check_heads(A.split_heads, None) is False
+    assert ch02.check_heads(attention.split_heads, not_implemented) is False
+    assert ch02.check_heads(attention.split_heads, None) is False
     assert "not attempted" in capsys.readouterr().out
 
 
@@ -259,7 +259,7 @@ def test_student_crash_is_attributed(name):
 
 def test_view_after_transpose_is_a_student_error():
     with pytest.raises(StudentCodeError, match="merge_with_view"):
-        ch02.check_heads(A.split_heads, merge_with_view)
+        ch02.check_heads(attention.split_heads, merge_with_view)
 
 
 def test_messages_name_the_problem():

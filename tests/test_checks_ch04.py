@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from course_utils import text as T
+from course_utils import text
 from course_utils.checks import CheckFailed, StudentCodeError, ch04
 
 # ---- references and mistakes a student makes -----------------------------------------
@@ -133,8 +133,8 @@ def test_reference_passes(name, capsys):
 
 
 def test_package_references_pass():
-    assert ch04.check_attention_mask(T.attention_mask_from_ids) is True
-    assert ch04.check_mean_pool(T.mean_pool) is True
+    assert ch04.check_attention_mask(text.attention_mask_from_ids) is True
+    assert ch04.check_mean_pool(text.mean_pool) is True
 
 
 @pytest.mark.parametrize(("name", "mistake"), MISTAKES)

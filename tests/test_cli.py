@@ -8,9 +8,9 @@ import sys
 import nbformat
 import pytest
 
-from course_utils.cli import main
-from course_utils.notebooks import list_chapters, read, student_version
 from course_utils.runtime import REPO_ROOT
+from course_utils.tools.cli import main
+from course_utils.tools.notebooks import list_chapters, read, student_version
 
 
 def _cli(*args, tmp_path):

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from course_utils.colab import setup_cell_source
 from course_utils.runtime import REPO_ROOT
+from course_utils.tools.colab import setup_cell_source
 
 GIT = shutil.which("git")
 

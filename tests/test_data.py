@@ -7,12 +7,22 @@ import json
 import math
 import random
 import re
+import shutil
+from pathlib import Path
 
 import pytest
 
-from course_utils import data as D
-from course_utils import instructions as I
-from course_utils import scenes as S
+from course_utils.world import (
+    data,
+    descriptions,
+    encoding,
+    examples,
+    phrasings,
+    programs,
+    questions,
+    scenes,
+    vocabulary,
+)
 
 
 @pytest.fixture(autouse=True)
@@ -147,16 +157,16 @@ def solve(text: str, family: str, scene: dict) -> str:
     return place_of(the(scene, d), scene)
 
 
-ALL_OPS = I.World(spatial_ops=tuple((op, 1.0) for op in I.SPATIAL_OPS))
+ALL_OPS = programs.World(spatial_ops=tuple((op, 1.0) for op in programs.SPATIAL_OPS))
 
 
 def test_independent_solver_agrees_on_thousands_of_questions():
     checked = 0
     for mode in ({}, {"novel": True}, {"heldout": True}):
-        for world in (I.World(), ALL_OPS):
+        for world in (programs.World(), ALL_OPS):
             for i in range(1000):
-                family = I.FAMILIES[i % len(I.FAMILIES)]
-                ex = I.generate_question(random.Random(f"solver:{mode}:{i}"), family, world, **mode)
+                family = programs.FAMILIES[i % len(programs.FAMILIES)]
+                ex = questions.generate_question(random.Random(f"solver:{mode}:{i}"), family, world, **mode)
                 got = solve(ex["instruction"], family, ex["scene"])
                 assert got == ex["answer"], (ex["instruction"], ex["scene"], ex["program"])
                 checked += 1
@@ -164,40 +174,40 @@ def test_independent_solver_agrees_on_thousands_of_questions():
 
 
 def test_solver_on_the_dataset_itself():
-    dd = D.load_instruction_dataset(seed=3, n_train=400, n_eval=150)
+    dd = data.load_instruction_dataset(seed=3, n_train=400, n_eval=150)
     for split in dd.values():
         for row in split.select_columns(["instruction", "answer", "task", "scene"]):
             assert solve(row["instruction"], row["task"], json.loads(row["scene"])) == row["answer"]
 
 
 def test_solver_detects_ambiguity():
-    scene = S.make_scene([{"shape": "circle", "color": "red", "size": "small"}] * 2, [(0, 0), (1, 1)])
+    scene = scenes.make_scene([{"shape": "circle", "color": "red", "size": "small"}] * 2, [(0, 0), (1, 1)])
     with pytest.raises(Ambiguous):
         solve("What color is the circle?", "attribute", scene)
-    with pytest.raises(I.AmbiguityError):
-        I.answer({"op": "query", "attr": "color", "obj": {"shape": "circle"}}, scene)
+    with pytest.raises(programs.AmbiguityError):
+        programs.answer({"op": "query", "attr": "color", "obj": {"shape": "circle"}}, scene)
 
 
 # ---- answer distributions ------------------------------------------------------------
 
 
 def test_answers_are_balanced_and_not_degenerate():
-    dd = D.load_instruction_dataset(seed=0, n_train=5000, n_eval=10, splits=["train"])
-    stats = D.answer_stats(dd["train"])
-    assert set(stats) == set(I.FAMILIES)
+    dd = data.load_instruction_dataset(seed=0, n_train=5000, n_eval=10, splits=["train"])
+    stats = data.answer_stats(dd["train"])
+    assert set(stats) == set(programs.FAMILIES)
     for fam in ("exist", "compare"):
         assert abs(stats[fam]["majority_rate"] - 0.5) < 0.04, stats[fam]
     assert stats["attribute"]["majority_rate"] < 0.2
     assert stats["count"]["majority_rate"] < 0.3
     assert stats["spatial"]["majority_rate"] < 0.35
-    for fam in I.FAMILIES:  # families are balanced
+    for fam in programs.FAMILIES:  # families are balanced
         assert abs(stats[fam]["n"] - 1000) <= 1
     # yes/no per phrasing kind stays balanced too (no template tells the answer)
     by_kind = {}
     for prog, ans in zip(dd["train"]["program"], dd["train"]["answer"]):
         p = json.loads(prog)
         if ans in ("yes", "no"):
-            by_kind.setdefault(I.question_kind(p), []).append(ans == "yes")
+            by_kind.setdefault(phrasings.question_kind(p), []).append(ans == "yes")
     for kind, v in by_kind.items():
         assert 0.4 < sum(v) / len(v) < 0.6, kind
 
@@ -210,8 +220,8 @@ def _pairs(split):
 
 
 def test_compositional_split_is_disjoint_from_training():
-    dd = D.load_instruction_dataset(seed=1, n_train=3000, n_eval=400)
-    held = set(I.HELDOUT_PAIRS)
+    dd = data.load_instruction_dataset(seed=1, n_train=3000, n_eval=400)
+    held = set(programs.HELDOUT_PAIRS)
     for name in ("train", "validation", "test", "test_paraphrase", "test_shift"):
         assert not any(p & held for p in _pairs(dd[name])), name
     comp = dd["test_compositional"]
@@ -234,24 +244,24 @@ def _template_regex(template: str) -> re.Pattern:
 
 
 def test_paraphrase_split_uses_only_held_out_phrasings():
-    dd = D.load_instruction_dataset(seed=2, n_train=1500, n_eval=300)
-    held = [_template_regex(t) for _, (_, h) in I.TEMPLATES.items() for t in h]
+    dd = data.load_instruction_dataset(seed=2, n_train=1500, n_eval=300)
+    held = [_template_regex(t) for _, (_, h) in phrasings.TEMPLATES.items() for t in h]
     assert all(any(r.match(t) for r in held) for t in dd["test_paraphrase"]["instruction"])
     for name in ("train", "test", "test_compositional", "test_shift"):
         assert not any(any(r.match(t) for r in held) for t in dd[name]["instruction"]), name
 
 
 def test_shift_split_changes_rendering_only():
-    dd = D.load_instruction_dataset(seed=2, n_train=10, n_eval=50, splits=["test", "test_shift"])
+    dd = data.load_instruction_dataset(seed=2, n_train=10, n_eval=50, splits=["test", "test_shift"])
     for s in dd["test_shift"]["scene"]:
         style = json.loads(s)["style"]
-        assert style["noise"] > 0 and style["scale"] < 1 and style["background"] != S.DEFAULT_STYLE["background"]
+        assert style["noise"] > 0 and style["scale"] < 1 and style["background"] != scenes.DEFAULT_STYLE["background"]
     assert all(json.loads(s)["style"]["noise"] == 0 for s in dd["test"]["scene"])
 
 
 def test_evaluation_splits_do_not_repeat_training_examples():
-    dd = D.load_instruction_dataset(seed=4, n_train=2000, n_eval=500, num_objects=(2, 3))
-    key = lambda row: D._scene_key(json.loads(row["scene"]), row["instruction"])  # noqa: E731
+    dd = data.load_instruction_dataset(seed=4, n_train=2000, n_eval=500, num_objects=(2, 3))
+    key = lambda row: examples.scene_key(json.loads(row["scene"]), row["instruction"])  # noqa: E731
     train = {key(r) for r in dd["train"].select_columns(["scene", "instruction"])}
     for name in ("validation", "test"):
         assert not any(key(r) in train for r in dd[name].select_columns(["scene", "instruction"]))
@@ -261,10 +271,10 @@ def test_evaluation_splits_do_not_repeat_training_examples():
 
 
 def test_same_seed_same_data_different_seed_different_data():
-    a = D.load_instruction_dataset(seed=5, n_train=200, n_eval=50, cache=False)
-    b = D.load_instruction_dataset(seed=5, n_train=200, n_eval=50, cache=False)
-    c = D.load_instruction_dataset(seed=6, n_train=200, n_eval=50, cache=False)
-    for name in D.SPLITS:
+    a = data.load_instruction_dataset(seed=5, n_train=200, n_eval=50, cache=False)
+    b = data.load_instruction_dataset(seed=5, n_train=200, n_eval=50, cache=False)
+    c = data.load_instruction_dataset(seed=6, n_train=200, n_eval=50, cache=False)
+    for name in data.SPLITS:
         assert a[name]["instruction"] == b[name]["instruction"]
         assert a[name]["scene"] == b[name]["scene"]
         ia = a[name].data.column("image").to_pylist()
@@ -275,30 +285,52 @@ def test_same_seed_same_data_different_seed_different_data():
 
 def test_annotations_are_stable_across_runs():
     """Scenes and questions are pure Python, so this fingerprint holds on every machine."""
-    ex = [I.generate_question(random.Random(f"golden:{i}"), I.FAMILIES[i % 5], I.World()) for i in range(50)]
+    ex = [questions.generate_question(random.Random(f"golden:{i}"), programs.FAMILIES[i % 5], programs.World()) for i in range(50)]
     digest = __import__("hashlib").sha256(json.dumps(ex, sort_keys=True).encode()).hexdigest()
-    again = [I.generate_question(random.Random(f"golden:{i}"), I.FAMILIES[i % 5], I.World()) for i in range(50)]
+    again = [questions.generate_question(random.Random(f"golden:{i}"), programs.FAMILIES[i % 5], programs.World()) for i in range(50)]
     assert digest == __import__("hashlib").sha256(json.dumps(again, sort_keys=True).encode()).hexdigest()
 
 
 def test_cache_is_used_and_never_stale(monkeypatch):
-    first = D.load_instruction_dataset(seed=7, n_train=100, n_eval=20)
-    again = D.load_instruction_dataset(seed=7, n_train=100, n_eval=20)
+    first = data.load_instruction_dataset(seed=7, n_train=100, n_eval=20)
+    again = data.load_instruction_dataset(seed=7, n_train=100, n_eval=20)
     assert again["train"].cache_files and first["train"]["scene"] == again["train"]["scene"]
-    world = D.make_world()
-    sizes = D._sizes(100, 20, None)
-    fp = D.fingerprint("vqa", 7, sizes, world)
-    assert fp != D.fingerprint("vqa", 8, sizes, world)
-    assert fp != D.fingerprint("vqa", 7, D._sizes(101, 20, None), world)
-    assert fp != D.fingerprint("vqa", 7, sizes, D.make_world(num_objects=(2, 4)))
-    assert fp != D.fingerprint("edit", 7, sizes, world)
-    monkeypatch.setattr(D, "DATA_VERSION", "changed")  # a generator change
-    assert fp != D.fingerprint("vqa", 7, sizes, world)
-    # and the source code is part of the fingerprint
-    real = D.Path.read_bytes
-    monkeypatch.setattr(D, "DATA_VERSION", "1")
-    monkeypatch.setattr(D.Path, "read_bytes", lambda self: real(self) + b"# edited")
-    assert fp != D.fingerprint("vqa", 7, sizes, world)
+    world = data.make_world()
+    sizes = data.split_sizes(100, 20, None)
+    fp = data.fingerprint("vqa", 7, sizes, world)
+    assert fp != data.fingerprint("vqa", 8, sizes, world)
+    assert fp != data.fingerprint("vqa", 7, data.split_sizes(101, 20, None), world)
+    assert fp != data.fingerprint("vqa", 7, sizes, data.make_world(num_objects=(2, 4)))
+    assert fp != data.fingerprint("edit", 7, sizes, world)
+    monkeypatch.setattr(data, "DATA_VERSION", "changed")  # a generator change
+    assert fp != data.fingerprint("vqa", 7, sizes, world)
+
+
+def test_fingerprint_covers_every_source_file_of_the_world(tmp_path):
+    """Editing any file the world's data depends on changes the digest in the fingerprint;
+    the files are found from the imports, so a new dependency is covered too."""
+    package = Path(data.__file__).resolve().parents[1]
+    copy = tmp_path / "course_utils"
+    shutil.copytree(package, copy, ignore=shutil.ignore_patterns("__pycache__"))
+    files = data.source_files(copy)
+    names = {f.relative_to(copy).as_posix() for f in files}
+    world = {f"world/{m}.py" for m in ("data", "examples", "questions", "phrasings", "programs",
+                                        "scenes", "descriptions", "encoding", "vocabulary")}
+    assert world | {"tokenization.py"} <= names, sorted(names)
+    assert "world/augment.py" not in names  # the datasets never augment
+    base = data.source_digest(copy)
+    assert base == data.source_digest(package)  # the same wherever the package lives
+    for f in files:
+        original = f.read_bytes()
+        f.write_bytes(original + b"\n# edited\n")
+        assert data.source_digest.__wrapped__(copy) != base, f"editing {f.name} went unnoticed"
+        f.write_bytes(original)
+    # a new module that the generator starts to import is covered as soon as it is imported
+    (copy / "world" / "colours.py").write_text("SHADES = ()\n")
+    questions_py = copy / "world" / "questions.py"
+    questions_py.write_text("from course_utils.world import colours  # noqa\n" + questions_py.read_text())
+    assert copy / "world" / "colours.py" in data.source_files(copy)
+    assert data.source_digest.__wrapped__(copy) != base
 
 
 # ---- tensors and tokenizer ------------------------------------------------------------------
@@ -307,9 +339,9 @@ def test_cache_is_used_and_never_stale(monkeypatch):
 def test_to_tensors_fast_path():
     import torch
 
-    dd = D.load_instruction_dataset(seed=0, n_train=300, n_eval=20)
-    tok = D.load_tokenizer()
-    t = D.to_tensors(dd["train"], tok)
+    dd = data.load_instruction_dataset(seed=0, n_train=300, n_eval=20)
+    tok = vocabulary.load_tokenizer()
+    t = encoding.to_tensors(dd["train"], tok)
     n = 300
     assert t["pixel_values"].shape == (n, 3, 48, 48) and t["pixel_values"].dtype == torch.float32
     assert t["pixel_values"].min() >= -1 and t["pixel_values"].max() <= 1
@@ -317,16 +349,16 @@ def test_to_tensors_fast_path():
     lengths = [len(tok(s)["input_ids"]) for s in dd["train"]["instruction"]]
     assert t["attention_mask"].sum(1).tolist() == lengths
     assert (t["input_ids"][t["attention_mask"] == 0] == tok.pad_token_id).all()
-    vocab = D.answer_vocab()
+    vocab = programs.answer_vocab()
     assert [vocab[i] for i in t["labels"].tolist()] == dd["train"]["answer"]
-    assert [I.FAMILIES[i] for i in t["task_ids"].tolist()] == dd["train"]["task"]
+    assert [programs.FAMILIES[i] for i in t["task_ids"].tolist()] == dd["train"]["task"]
     # pixel values decode exactly what Pillow sees
     img = dd["train"][0]["image"]
     import numpy as np
 
     want = (np.asarray(img, dtype=np.float32) / 255 - 0.5) / 0.5
     assert np.allclose(t["pixel_values"][0].permute(1, 2, 0).numpy(), want)
-    fixed = D.to_tensors(dd["train"].select(range(5)), tok, max_length=32)
+    fixed = encoding.to_tensors(dd["train"].select(range(5)), tok, max_length=32)
     assert fixed["input_ids"].shape == (5, 32)
 
 
@@ -336,26 +368,26 @@ def test_png_round_trip_and_fallback():
     import numpy as np
     from PIL import Image
 
-    arr = np.asarray(S.render(S.random_scene(3)))
-    assert (np.asarray(Image.open(io.BytesIO(D.png_bytes(arr)))) == arr).all()
+    arr = np.asarray(scenes.render(scenes.random_scene(3)))
+    assert (np.asarray(Image.open(io.BytesIO(encoding.png_bytes(arr)))) == arr).all()
     buf = io.BytesIO()
     Image.fromarray(arr).save(buf, format="PNG")  # Pillow's own PNG (filtered rows)
-    assert (D.decode_png(buf.getvalue()) == arr).all()
+    assert (encoding.decode_png(buf.getvalue()) == arr).all()
 
 
 def test_tokenizer_is_deterministic_and_covers_every_split():
     from transformers import PreTrainedTokenizerFast
 
-    a = D.load_tokenizer(cache=False)
-    b = D.load_tokenizer(cache=False)
+    a = vocabulary.load_tokenizer(cache=False)
+    b = vocabulary.load_tokenizer(cache=False)
     assert isinstance(a, PreTrainedTokenizerFast)
     assert a.get_vocab() == b.get_vocab()
-    dd = D.load_instruction_dataset(seed=9, n_train=500, n_eval=200)
+    dd = data.load_instruction_dataset(seed=9, n_train=500, n_eval=200)
     unk = a.unk_token_id
     for name, split in dd.items():
         ids = a(list(split["instruction"]) + list(split["answer"]))["input_ids"]
         assert not any(unk in x for x in ids), name
-    for kind in (D.load_caption_dataset, D.load_edit_dataset, D.load_retrieval_dataset):
+    for kind in (data.load_caption_dataset, data.load_edit_dataset, data.load_retrieval_dataset):
         dd = kind(n_train=60, n_eval=20)
         for split in dd.values():
             ids = a(list(split["instruction"]) + list(split["answer"]))["input_ids"]
@@ -368,21 +400,21 @@ def test_tokenizer_is_deterministic_and_covers_every_split():
 
 
 def test_caption_retrieval_and_edit_datasets():
-    cap = D.load_caption_dataset(n_train=40, n_eval=10)
+    cap = data.load_caption_dataset(n_train=40, n_eval=10)
     for row in cap["train"]:
         scene = json.loads(row["scene"])
-        assert row["answer"] == I.caption(scene, row["task"] == "caption_detailed")
-    ret = D.load_retrieval_dataset(n_train=40, n_eval=10)
+        assert row["answer"] == descriptions.caption(scene, row["task"] == "caption_detailed")
+    ret = data.load_retrieval_dataset(n_train=40, n_eval=10)
     for split in ret.values():
         for row in split.select_columns(["scene", "program", "answer", "instruction"]):
-            assert I.refers_to(json.loads(row["program"]), json.loads(row["scene"]))
+            assert descriptions.refers_to(json.loads(row["program"]), json.loads(row["scene"]))
             assert row["answer"] in row["instruction"]
-    ed = D.load_edit_dataset(n_train=80, n_eval=20)
-    assert set(ed["train"]["task"]) == set(I.EDIT_OPS)
+    ed = data.load_edit_dataset(n_train=80, n_eval=20)
+    assert set(ed["train"]["task"]) == set(descriptions.EDIT_OPS)
     for split in ed.values():
         for row in split.select_columns(["scene", "program", "target_scene"]):
             before, after = json.loads(row["scene"]), json.loads(row["target_scene"])
-            assert I.apply_edit(json.loads(row["program"]), before) == after
+            assert descriptions.apply_edit(json.loads(row["program"]), before) == after
     row = ed["train"][0]
     assert row["target_image"].size == row["image"].size
 
@@ -410,20 +442,20 @@ def test_caption_retrieval_and_edit_datasets():
 )
 def test_bad_arguments_name_the_argument(kwargs, name):
     with pytest.raises(ValueError, match=name):
-        D.load_instruction_dataset(**{"n_train": 10, "n_eval": 5, **kwargs})
+        data.load_instruction_dataset(**{"n_train": 10, "n_eval": 5, **kwargs})
 
 
 def test_benchmark_reports_timings():
-    out = D.benchmark(n=200)
+    out = data.benchmark(n=200)
     assert out["n"] == 200 and out["total_s"] > 0 and out["examples_per_s"] > 0
     assert {"generate_s", "render_s", "dataset_s", "tensors_s"} <= set(out)
 
 
 def test_caption_tensors_pair_each_image_with_its_caption():
-    split = D.load_caption_dataset(seed=3, n_train=0, n_eval=12, splits=["validation"])["validation"]
-    t = D.caption_tensors(split)
-    tok = D.load_tokenizer()
-    assert t["pixel_values"].shape == (12, 3, S.IMAGE_SIZE, S.IMAGE_SIZE)
+    split = data.load_caption_dataset(seed=3, n_train=0, n_eval=12, splits=["validation"])["validation"]
+    t = encoding.caption_tensors(split)
+    tok = vocabulary.load_tokenizer()
+    assert t["pixel_values"].shape == (12, 3, scenes.IMAGE_SIZE, scenes.IMAGE_SIZE)
     assert t["input_ids"].shape == t["attention_mask"].shape and t["input_ids"].shape[0] == 12
     assert int(t["attention_mask"].sum(1).max()) == t["input_ids"].shape[1]  # padded to the longest
     for i in (0, 11):

@@ -5,8 +5,8 @@ import os
 import subprocess
 import sys
 
-from course_utils import doctor
 from course_utils.runtime import REPO_ROOT
+from course_utils.tools import doctor
 
 
 def test_doctor_passes_here():

@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from course_utils import data, fusion
+from course_utils import fusion
 from course_utils.training import load_checkpoint, save_checkpoint
+from course_utils.world import encoding, programs, vocabulary
 
 KINDS = fusion.ALL_KINDS  # the five families of chapter 05 and slot_read
 SMALL = {"vocab_size": 50, "num_answers": 7, "hidden_size": 32, "num_heads": 4}
@@ -41,15 +42,15 @@ def test_output_shape(kind):
 
 
 @pytest.mark.parametrize("kind", KINDS)
-def test_default_config_fits_the_data_world(kind):
-    model = fusion.build_model(kind)
-    assert model.cfg.num_answers == len(data.answer_vocab())
-    assert model.cfg.vocab_size == len(data.load_tokenizer())
+def test_the_world_sizes_fit_the_data_world(kind):
+    model = fusion.build_model(kind, **encoding.model_sizes())
+    assert model.cfg.num_answers == len(programs.answer_vocab())
+    assert model.cfg.vocab_size == len(vocabulary.load_tokenizer())
     assert model.config["kind"] == kind and model.config["image_size"] == 48
     n = sum(p.numel() for p in model.parameters())
     assert 100_000 < n < (750_000 if kind == "slot_read" else 500_000), n
     pixel_values, input_ids, mask = batch()
-    assert model(pixel_values, input_ids, mask).shape == (3, len(data.answer_vocab()))
+    assert model(pixel_values, input_ids, mask).shape == (3, len(programs.answer_vocab()))
 
 
 @pytest.mark.parametrize("kind", KINDS)
@@ -212,4 +213,11 @@ def test_position_std_sets_the_scale_of_slot_reads_word_positions():
     torch.testing.assert_close(quiet.positions.weight, loud.positions.weight * 0.02)  # same draws
     for bad in (0, -1.0, "big"):
         with pytest.raises(ValueError, match="position_std must be a positive number"):
-            fusion.build_model("slot_read", position_std=bad)
+            fusion.build_model("slot_read", position_std=bad, **SMALL)
+
+
+def test_a_model_without_its_data_sizes_is_refused_clearly():
+    with pytest.raises(ValueError, match="vocab_size and num_answers must be given.*model_sizes"):
+        fusion.build_model("slot_read")
+    with pytest.raises(ValueError, match="num_answers must be given"):
+        fusion.build_model("late_fusion", vocab_size=50)

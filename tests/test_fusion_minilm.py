@@ -8,8 +8,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from course_utils import data, fusion, shipped, text
+from course_utils import fusion, shipped, text
 from course_utils.training import load_checkpoint, save_checkpoint
+from course_utils.world import encoding, programs, vocabulary
 
 QUESTIONS = ["What color is the red circle?", "Is there a small blue square?",
              "Are there more circles than triangles?"]
@@ -23,7 +24,7 @@ def tok():
 @pytest.fixture(scope="module")
 def model():
     torch.manual_seed(0)
-    return fusion.build_model("slot_read_minilm").eval()
+    return fusion.build_model("slot_read_minilm", **encoding.model_sizes(shipped.tokenizer_for("slot_read_minilm"))).eval()
 
 
 def inputs(tok, questions=QUESTIONS):
@@ -36,7 +37,7 @@ def test_builds_with_minilm_vocabulary_and_answers(model, tok):
     assert model.kind in fusion.PRETRAINED_TEXT_KINDS and model.kind not in fusion.ALL_KINDS
     assert model.cfg.vocab_size == tok.vocab_size == 30522 and model.cfg.pad_token_id == tok.pad_token_id
     logits = model(*inputs(tok))
-    assert logits.shape == (3, len(data.answer_vocab())) and torch.isfinite(logits).all()
+    assert logits.shape == (3, len(programs.answer_vocab())) and torch.isfinite(logits).all()
 
 
 def test_minilm_weights_are_not_saved_and_reload_exactly(model, tok, tmp_path):
@@ -79,7 +80,7 @@ def test_gradient_reaches_the_trained_parameters_only(model, tok):
 
 
 def test_world_tokenizer_ids_are_rejected_clearly(model):
-    enc = data.load_tokenizer()(QUESTIONS, padding=True, return_tensors="pt")
+    enc = vocabulary.load_tokenizer()(QUESTIONS, padding=True, return_tensors="pt")
     x = torch.zeros(3, 3, 48, 48)
     with pytest.raises(ValueError, match=r"do not come from the pretrained encoder's tokenizer.*\[CLS\] id 101"):
         model(x, enc["input_ids"], enc["attention_mask"])

@@ -5,8 +5,8 @@ import copy
 
 import pytest
 
-from course_utils.colab import setup_cell_source
-from course_utils.notebooks import (
+from course_utils.tools.colab import setup_cell_source
+from course_utils.tools.notebooks import (
     BEGIN,
     END,
     NAME_RE,
@@ -29,7 +29,7 @@ def test_there_are_chapters_in_course_order():
 
 
 def test_every_ipynb_is_named_as_a_chapter():
-    from course_utils.notebooks import NOTEBOOK_DIR
+    from course_utils.tools.notebooks import NOTEBOOK_DIR
 
     for path in NOTEBOOK_DIR.rglob("*.ipynb"):
         if ".ipynb_checkpoints" not in path.parts:

@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from course_utils import fusion, pretraining
+from course_utils.world import encoding
 
 
 def test_pretrain_encoders_saves_weights_that_load_into_a_fusion_model(tmp_path):
@@ -29,7 +30,7 @@ def test_pretrain_encoders_trains_the_encoders(tmp_path):
     path = pretraining.pretrain_encoders(steps=4, n_train=64, batch_size=32, progress=False,
                                          path=tmp_path / "w.safetensors", lr=1e-2)
     torch.manual_seed(0)
-    fresh = pretraining.ContrastiveModel()
+    fresh = pretraining.ContrastiveModel(**encoding.model_sizes())
     trained = pretraining.load_pretrained_encoders(path=path)
     assert trained["projector"] is None  # no stage 1 asked for
     changed = [k for k, v in fresh.state_dict().items() if not torch.equal(v, trained["model"].state_dict()[k])]

@@ -43,7 +43,7 @@ def test_torch_range_admits_the_tested_build():
     project = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["project"]
     torch_req = next(Requirement(r) for r in project["dependencies"] if _name(r) == "torch")
     assert torch_req.specifier.contains("2.13.0")
-    from course_utils._bootstrap import TESTED_TORCH
+    from course_utils.tools.bootstrap import TESTED_TORCH
 
     assert TESTED_TORCH == "torch==2.13.0"
 

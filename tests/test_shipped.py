@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import course_utils
-from course_utils import data, pretraining, shipped
+from course_utils import pretraining, shipped
 from course_utils.shipped import (
     CONTRASTIVE,
     RECIPES,
@@ -16,6 +16,7 @@ from course_utils.shipped import (
     evaluation_data,
     model_card,
 )
+from course_utils.world import data
 
 NAME = "vqa-slot-read"
 MINILM = "vqa-slot-read-minilm"

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from course_utils import text as T
+from course_utils import text, tokenization
+from course_utils.world import vocabulary
 
 CORPUS = [
     "What color is the small circle?",
@@ -18,12 +19,12 @@ CORPUS = [
 
 @pytest.fixture(scope="module")
 def tok():
-    return T.train_wordpiece(CORPUS, vocab_size=150)
+    return tokenization.train_wordpiece(CORPUS, vocab_size=150)
 
 
 @pytest.fixture(scope="module")
 def minilm():
-    return T.load_minilm()
+    return text.load_minilm()
 
 
 # ---- tokenizer -----------------------------------------------------------------------
@@ -33,7 +34,7 @@ def test_wordpiece_is_a_transformers_tokenizer_with_bert_specials(tok):
     from transformers import PreTrainedTokenizerFast
 
     assert isinstance(tok, PreTrainedTokenizerFast)
-    assert tok.convert_ids_to_tokens(list(range(5))) == list(T.SPECIAL_TOKENS)
+    assert tok.convert_ids_to_tokens(list(range(5))) == list(tokenization.SPECIAL_TOKENS)
     assert tok.pad_token_id == 0
     enc = tok(["What color is the circle?", "How many squares?"], padding=True, return_tensors="pt")
     ids, mask = enc["input_ids"], enc["attention_mask"]
@@ -43,7 +44,7 @@ def test_wordpiece_is_a_transformers_tokenizer_with_bert_specials(tok):
 
 
 def test_wordpiece_is_deterministic_and_splits_unknown_words(tok):
-    again = T.train_wordpiece(CORPUS, vocab_size=150)
+    again = tokenization.train_wordpiece(CORPUS, vocab_size=150)
     assert again.get_vocab() == tok.get_vocab()
     pieces = tok.tokenize("purplish")
     assert len(pieces) > 1 and all(p.startswith("##") for p in pieces[1:])
@@ -62,29 +63,29 @@ def test_truncation(tok):
 )
 def test_bad_texts_are_named(texts, match):
     with pytest.raises(ValueError, match=match):
-        T.train_wordpiece(texts)
+        tokenization.train_wordpiece(texts)
     with pytest.raises(ValueError, match=match):
-        T.check_texts(texts)
+        tokenization.check_texts(texts)
 
 
 def test_bad_vocab_size():
     with pytest.raises(ValueError, match="vocab_size"):
-        T.train_wordpiece(CORPUS, vocab_size=3)
+        tokenization.train_wordpiece(CORPUS, vocab_size=3)
 
 
 def test_tokenizer_stats(tok):
     n = len(tok.tokenize("What color is the circle?"))
-    stats = T.tokenizer_stats(tok, ["What color is the circle?", "圆"])
+    stats = tokenization.tokenizer_stats(tok, ["What color is the circle?", "圆"])
     assert stats["tokens_per_text"] == pytest.approx((n + 1) / 2)
     assert stats["unk_rate"] == pytest.approx(1 / (n + 1))
 
 
 def test_world_texts_are_reproducible():
-    a, b = T.world_texts(20, seed=3), T.world_texts(20, seed=3)
+    a, b = vocabulary.world_corpus(20, seed=3), vocabulary.world_corpus(20, seed=3)
     assert a == b and all(isinstance(t, str) and t for t in a)
-    assert T.world_texts(20, seed=3, heldout=True) != a
+    assert vocabulary.world_corpus(20, seed=3, heldout=True) != a
     with pytest.raises(ValueError, match="n must"):
-        T.world_texts(0)
+        vocabulary.world_corpus(0)
 
 
 # ---- masks and pooling ---------------------------------------------------------------
@@ -92,31 +93,31 @@ def test_world_texts_are_reproducible():
 
 def test_attention_mask_from_ids():
     ids = torch.tensor([[5, 6, 0], [1, 0, 0]])
-    assert torch.equal(T.attention_mask_from_ids(ids, 0), torch.tensor([[1, 1, 0], [1, 0, 0]]))
+    assert torch.equal(text.attention_mask_from_ids(ids, 0), torch.tensor([[1, 1, 0], [1, 0, 0]]))
     with pytest.raises(ValueError, match="input_ids"):
-        T.attention_mask_from_ids(torch.zeros(3), 0)
+        text.attention_mask_from_ids(torch.zeros(3), 0)
     with pytest.raises(ValueError, match="integer"):
-        T.attention_mask_from_ids(torch.zeros(2, 3), 0)
+        text.attention_mask_from_ids(torch.zeros(2, 3), 0)
 
 
 def test_mean_pool_ignores_padding():
     hidden = torch.randn(2, 5, 4)
     mask = torch.tensor([[1, 1, 1, 0, 0], [1, 1, 1, 1, 1]])
-    pooled = T.mean_pool(hidden, mask)  # (2, 4)
+    pooled = text.mean_pool(hidden, mask)  # (2, 4)
     torch.testing.assert_close(pooled[0], hidden[0, :3].mean(0))
     torch.testing.assert_close(pooled[1], hidden[1].mean(0))
     garbage = hidden.clone()
     garbage[0, 3:] = 1e4
-    torch.testing.assert_close(T.mean_pool(garbage, mask), pooled)
+    torch.testing.assert_close(text.mean_pool(garbage, mask), pooled)
 
 
 def test_mean_pool_bad_inputs():
     with pytest.raises(ValueError, match="hidden"):
-        T.mean_pool(torch.randn(2, 5), torch.ones(2, 5))
+        text.mean_pool(torch.randn(2, 5), torch.ones(2, 5))
     with pytest.raises(ValueError, match="attention_mask has shape"):
-        T.mean_pool(torch.randn(2, 5, 4), torch.ones(2, 4))
+        text.mean_pool(torch.randn(2, 5, 4), torch.ones(2, 4))
     with pytest.raises(ValueError, match="attention_mask must be a tensor"):
-        T.mean_pool(torch.randn(2, 5, 4), [[1] * 5] * 2)
+        text.mean_pool(torch.randn(2, 5, 4), [[1] * 5] * 2)
 
 
 # ---- the small encoder ---------------------------------------------------------------
@@ -124,7 +125,7 @@ def test_mean_pool_bad_inputs():
 
 def test_text_encoder_shapes_and_mask(tok):
     torch.manual_seed(0)
-    enc = T.TextEncoder(T.small_bert_config(len(tok), hidden_size=32, num_attention_heads=4))
+    enc = text.TextEncoder(text.small_bert_config(len(tok), hidden_size=32, num_attention_heads=4))
     batch = tok(["What color is the circle?", "How many?"], padding=True, return_tensors="pt")
     ids, mask = batch["input_ids"], batch["attention_mask"]
     out = enc(ids, mask)
@@ -140,18 +141,18 @@ def test_text_encoder_shapes_and_mask(tok):
 
 def test_small_bert_config_validates():
     with pytest.raises(ValueError, match="divisible"):
-        T.small_bert_config(100, hidden_size=30, num_attention_heads=4)
+        text.small_bert_config(100, hidden_size=30, num_attention_heads=4)
     with pytest.raises(ValueError, match="vocab_size"):
-        T.small_bert_config(0)
+        text.small_bert_config(0)
     with pytest.raises(ValueError, match="num_labels"):
-        T.TextClassifier(T.small_bert_config(10), num_labels=1)
+        text.TextClassifier(text.small_bert_config(10), num_labels=1)
 
 
 def test_classifier_logits(tok):
-    clf = T.TextClassifier(T.small_bert_config(len(tok), hidden_size=32), num_labels=3)
+    clf = text.TextClassifier(text.small_bert_config(len(tok), hidden_size=32), num_labels=3)
     ids = tok(["What color?", "How many red squares?"], padding=True, return_tensors="pt")["input_ids"]
     assert clf(ids).shape == (2, 3)
-    emb = T.embed_sentences(["What color?", "How many red squares?"], tok, clf)
+    emb = text.embed_sentences(["What color?", "How many red squares?"], tok, clf)
     assert emb.shape == (2, 32)
     torch.testing.assert_close(emb.norm(dim=-1), torch.ones(2))
 
@@ -164,10 +165,10 @@ def test_minilm_embeddings_are_padding_invariant_and_semantic(minilm):
     assert not model.training
     texts = ["What color is the circle?", "Tell me the colour of the circle.",
              "How many squares are in the image?"]  # fmt: skip
-    emb = T.embed_sentences(texts, tokenizer, model)  # (3, 384)
+    emb = text.embed_sentences(texts, tokenizer, model)  # (3, 384)
     assert emb.shape == (3, 384)
     torch.testing.assert_close(emb.norm(dim=-1), torch.ones(3))
-    alone = T.embed_sentences(texts[:1], tokenizer, model)
+    alone = text.embed_sentences(texts[:1], tokenizer, model)
     torch.testing.assert_close(emb[:1], alone, atol=1e-5, rtol=1e-4)
     sim = emb @ emb.T
     assert sim[0, 1] > sim[0, 2] + 0.2
@@ -175,30 +176,30 @@ def test_minilm_embeddings_are_padding_invariant_and_semantic(minilm):
 
 def test_embed_sentences_rejects_bad_texts(minilm):
     with pytest.raises(ValueError, match="texts"):
-        T.embed_sentences("a string", *minilm)
+        text.embed_sentences("a string", *minilm)
 
 
 def test_group_similarity():
     emb = torch.nn.functional.normalize(torch.tensor([[1.0, 0], [1, 0.1], [0, 1], [0.1, 1]]), dim=-1)
-    r = T.group_similarity(emb, ["a", "a", "b", "b"])
+    r = text.group_similarity(emb, ["a", "a", "b", "b"])
     assert r["same"] > 0.99 and r["different"] < 0.2 and r["margin"] > 0.8
     with pytest.raises(ValueError, match="groups has"):
-        T.group_similarity(emb, ["a", "b"])
+        text.group_similarity(emb, ["a", "b"])
     with pytest.raises(ValueError, match="two groups"):
-        T.group_similarity(emb, ["a", "b", "c", "d"])
+        text.group_similarity(emb, ["a", "b", "c", "d"])
 
 
 # ---- the tiny decoder ----------------------------------------------------------------
 
 
 def test_lm_batch_labels_are_next_tokens(tok):
-    data = T.lm_batch(["What color is the circle?", "How many?"], tok)
+    data = text.lm_batch(["What color is the circle?", "How many?"], tok)
     ids, mask, labels = data["input_ids"], data["attention_mask"], data["labels"]
     assert labels.shape == ids.shape
     n = int(mask[1].sum())
     assert torch.equal(labels[1, : n - 1], ids[1, 1:n])
-    assert (labels[1, n - 1 :] == T.IGNORE_INDEX).all()
-    assert labels[0, -1] == T.IGNORE_INDEX
+    assert (labels[1, n - 1 :] == text.IGNORE_INDEX).all()
+    assert labels[0, -1] == text.IGNORE_INDEX
 
 
 def test_tiny_decoder_learns_and_generates(tok):
@@ -207,23 +208,23 @@ def test_tiny_decoder_learns_and_generates(tok):
     from course_utils.training import fit
 
     torch.manual_seed(0)
-    cfg = T.small_gpt2_config(len(tok), tok.cls_token_id, tok.sep_token_id, tok.pad_token_id, n_embd=32)
+    cfg = text.small_gpt2_config(len(tok), tok.cls_token_id, tok.sep_token_id, tok.pad_token_id, n_embd=32)
     model = GPT2LMHeadModel(cfg)
-    data = T.lm_batch(CORPUS, tok)
-    before = T.next_token_accuracy(model, data)
-    fit(model, data, steps=60, batch_size=10, lr=1e-2, loss_fn=T.lm_loss, progress=False)
-    after = T.next_token_accuracy(model, data)
-    assert after > max(before, T.unigram_accuracy(data, data)) + 0.3
-    text = T.greedy_generate(model, tok, "How many", max_new_tokens=10)
-    assert text.startswith("how many") and len(text) > len("how many")
+    data = text.lm_batch(CORPUS, tok)
+    before = text.next_token_accuracy(model, data)
+    fit(model, data, steps=60, batch_size=10, lr=1e-2, loss_fn=text.lm_loss, progress=False)
+    after = text.next_token_accuracy(model, data)
+    assert after > max(before, text.unigram_accuracy(data, data)) + 0.3
+    generated = text.greedy_generate(model, tok, "How many", max_new_tokens=10)
+    assert generated.startswith("how many") and len(generated) > len("how many")
     with pytest.raises(ValueError, match="prompt"):
-        T.greedy_generate(model, tok, ["How"])
+        text.greedy_generate(model, tok, ["How"])
     with pytest.raises(ValueError, match="max_new_tokens"):
-        T.greedy_generate(model, tok, "How", max_new_tokens=0)
+        text.greedy_generate(model, tok, "How", max_new_tokens=0)
 
 
 def test_lm_loss_shapes():
     with pytest.raises(ValueError, match="lm_loss"):
-        T.lm_loss(torch.randn(2, 5), torch.zeros(2, dtype=torch.long))
-    loss = T.lm_loss(torch.zeros(1, 3, 4), torch.tensor([[1, 2, T.IGNORE_INDEX]]))
+        text.lm_loss(torch.randn(2, 5), torch.zeros(2, dtype=torch.long))
+    loss = text.lm_loss(torch.zeros(1, 3, 4), torch.tensor([[1, 2, text.IGNORE_INDEX]]))
     assert loss.item() == pytest.approx(torch.log(torch.tensor(4.0)).item())

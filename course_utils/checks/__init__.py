@@ -4,7 +4,7 @@ Use them from a chapter as ``from course_utils.checks import ch01`` and then
 ``ch01.check_components(answer)``. Every checker has a ``.hint()``.
 """
 
-from course_utils.checks._core import (
+from course_utils.checks.core import (
     CheckFailed,
     NotAttemptedError,
     StudentCodeError,

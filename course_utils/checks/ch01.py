@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from course_utils.checks._core import checker, expect_type
+from course_utils.checks.core import checker, expect_type
 
 # Exercise 1: which component plays which role (the roles are printed in the chapter).
 COMPONENTS = ("vision encoder", "instruction encoder", "cross-attention", "projector", "answer head")

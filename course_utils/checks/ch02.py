@@ -17,8 +17,8 @@ import math
 import torch
 
 from course_utils import attention as ref
-from course_utils.checks._core import (
-    _NotAttempted,
+from course_utils.checks.core import (
+    NotAttempted,
     call_student,
     checker,
     expect_close,
@@ -207,7 +207,7 @@ def check_padding_mask(fn):
 )
 def check_heads(split_fn, merge_fn=None):
     if is_placeholder(merge_fn):
-        raise _NotAttempted()
+        raise NotAttempted()
     for case, (B, N, D, H) in {
         "B=2, N=5, D=12, H=3": (2, 5, 12, 3),
         "B=1, N=4, D=8, H=1": (1, 4, 8, 1),

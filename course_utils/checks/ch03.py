@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from course_utils.checks._core import call_student, checker, expect_close, expect_shape, expect_type
+from course_utils.checks.core import call_student, checker, expect_close, expect_shape, expect_type
 
 # Exercise 2: the ViT whose parameters the student counts (printed in the chapter).
 COUNT_CONFIG = {

@@ -14,7 +14,7 @@ from __future__ import annotations
 import torch
 
 from course_utils import text as ref
-from course_utils.checks._core import call_student, checker, expect_close, expect_shape, expect_type
+from course_utils.checks.core import call_student, checker, expect_close, expect_shape, expect_type
 
 __all__ = ["check_attention_mask", "check_mean_pool", "check_lm_labels"]
 

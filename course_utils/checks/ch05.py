@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from course_utils import fusion as ref
-from course_utils.checks._core import call_student, checker, expect_close, expect_shape, expect_type
+from course_utils.checks.core import call_student, checker, expect_close, expect_shape, expect_type
 
 __all__ = ["check_gated_block", "check_llava_shapes", "LLAVA_SHAPE_KEYS"]
 
@@ -128,7 +128,7 @@ BATCH, LENGTH = 8, 12
 def llava_shapes() -> dict:
     """The true shapes, measured on the default ``llava_projection`` model."""
     torch.manual_seed(0)
-    model = ref.build_model("llava_projection", vocab_size=300)  # the vocabulary does not change a shape
+    model = ref.build_model("llava_projection", vocab_size=300, num_answers=34)  # sizes do not change a shape
     c = model.cfg
     pixel_values = torch.zeros(BATCH, c.num_channels, c.image_size, c.image_size)
     input_ids = torch.ones(BATCH, LENGTH, dtype=torch.long)

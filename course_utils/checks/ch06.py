@@ -8,15 +8,14 @@ from __future__ import annotations
 
 import random
 
-from course_utils import instructions as I
-from course_utils import scenes as S
-from course_utils.checks._core import call_student, checker, expect_shape, expect_type
+from course_utils.checks.core import call_student, checker, expect_shape, expect_type
+from course_utils.world import augment, phrasings, programs, questions, scenes
 
 
 def _seeded(family: str, n: int, seed: int = 6, **world_kw) -> list[dict]:
-    world = I.World(**world_kw)
+    world = programs.World(**world_kw)
     return [
-        I.generate_question(random.Random(f"ch06:{family}:{seed}:{i}"), family, world)
+        questions.generate_question(random.Random(f"ch06:{family}:{seed}:{i}"), family, world)
         for i in range(n)
     ]
 
@@ -29,7 +28,7 @@ def _seeded(family: str, n: int, seed: int = 6, **world_kw) -> list[dict]:
 def check_count_answer(fn):
     cases = _seeded("count", 150)
     # edge cases: a scene where nothing matches, and the total count ({} matches all)
-    scene = S.make_scene(
+    scene = scenes.make_scene(
         [{"shape": "circle", "color": "red", "size": "small"},
          {"shape": "square", "color": "blue", "size": "large"}],
         [(0, 0), (2, 2)],
@@ -46,12 +45,12 @@ def check_count_answer(fn):
         program, sc = copy.deepcopy(ex["program"]), copy.deepcopy(ex["scene"])
         got = call_student(fn, program, sc)
         expect_type(got, str, "the answer")
-        if got != I.answer(ex["program"], ex["scene"]):
+        if got != programs.answer(ex["program"], ex["scene"]):
             which = "hand-made edge case" if k < len(extra) else "seeded scene"
             num = k if k < len(extra) else k - len(extra)
             raise AssertionError(
                 f"on {which} {num} your answer was wrong for a 'count' question "
-                f"(description {I.noun_phrase(ex['program']['objs'], plural=True)!r})"
+                f"(description {phrasings.noun_phrase(ex['program']['objs'], plural=True)!r})"
             )
 
 
@@ -96,15 +95,15 @@ def check_pad_batch(fn):
 
 def label_preserving(n_per_family: int = 60, seed: int = 0) -> set[str]:
     """The augmentations that change no label on a seeded sample of every family."""
-    world = I.World(spatial_ops=tuple((op, 1.0) for op in I.SPATIAL_OPS))
+    world = programs.World(spatial_ops=tuple((op, 1.0) for op in programs.SPATIAL_OPS))
     examples = [
-        I.generate_question(random.Random(f"ch06:aug:{seed}:{f}:{i}"), f, world)
-        for f in I.FAMILIES
+        questions.generate_question(random.Random(f"ch06:aug:{seed}:{f}:{i}"), f, world)
+        for f in programs.FAMILIES
         for i in range(n_per_family)
     ]
     keep = set()
-    for name in S.AUGMENTATIONS:
-        if not any(I.label_breakage(examples, name, seed).values()):
+    for name in augment.AUGMENTATIONS:
+        if not any(augment.label_breakage(examples, name, seed).values()):
             keep.add(name)
     return keep
 
@@ -119,7 +118,7 @@ def check_label_preserving(answer):
         raise AssertionError("give a set of augmentation names, not a single string")
     expect_type(answer, set | frozenset | list | tuple, "your answer")
     names = set(answer)
-    unknown = names - set(S.AUGMENTATIONS)
+    unknown = names - set(augment.AUGMENTATIONS)
     if unknown:
         raise AssertionError(f"unknown augmentation name(s) {sorted(unknown)}; see scenes.AUGMENTATIONS")
     truth = label_preserving()
@@ -141,9 +140,9 @@ def check_label_preserving(answer):
     "Words that merely contain them must not change.",
 )
 def check_flip_example(fn):
-    world = I.World(spatial_ops=tuple((op, 1.0) for op in I.SPATIAL_OPS))
+    world = programs.World(spatial_ops=tuple((op, 1.0) for op in programs.SPATIAL_OPS))
     examples = [
-        I.generate_question(random.Random(f"ch06:flip:{i}"), I.FAMILIES[i % 5], world)
+        questions.generate_question(random.Random(f"ch06:flip:{i}"), programs.FAMILIES[i % 5], world)
         for i in range(200)
     ]
     for k, ex in enumerate(examples):
@@ -153,9 +152,9 @@ def check_flip_example(fn):
         text, ans = out
         expect_type(text, str, "the flipped instruction")
         expect_type(ans, str, "the flipped answer")
-        if text != I.flip_left_right(ex["instruction"]):
+        if text != augment.flip_left_right(ex["instruction"]):
             raise AssertionError(f"on seeded example {k} ({ex['program']['family']}) the flipped instruction is wrong")
-        if ans != I.flip_left_right(ex["answer"]):
+        if ans != augment.flip_left_right(ex["answer"]):
             raise AssertionError(f"on seeded example {k} ({ex['program']['family']}) the flipped answer is wrong")
     # words that only contain "left"/"right" stay as they are
     probe = "The leftover brightness is right."

@@ -18,7 +18,7 @@ import math
 import torch
 import torch.nn.functional as F
 
-from course_utils.checks._core import call_student, checker, expect_type
+from course_utils.checks.core import call_student, checker, expect_type
 from course_utils.pretraining import clip_loss
 
 __all__ = ["check_clip_loss", "check_recall_at_k", "check_chance_loss", "CHANCE_BATCH"]

@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from course_utils.checks._core import call_student, checker, expect_close, expect_type
+from course_utils.checks.core import call_student, checker, expect_close, expect_type
 
 __all__ = ["check_accumulated_step", "check_evaluate", "check_label_smoothing", "ToyModel",
            "toy_batches"]

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 
-from course_utils.checks._core import call_student, checker, expect_close, expect_type
+from course_utils.checks.core import call_student, checker, expect_close, expect_type
 
 
 def _confusion_cases() -> dict:

@@ -269,7 +269,8 @@ def object_mask(scene: dict, index: int):
 # ---- edits (each returns a new scene) -----------------------------------------------
 
 
-def _copy(scene: dict) -> dict:
+def copy_scene(scene: dict) -> dict:
+    """A deep copy of a scene (edits never change their input)."""
     return copy.deepcopy(scene)
 
 
@@ -282,7 +283,7 @@ def recolor(scene: dict, index: int, color: str) -> dict:
     """The scene with object ``index`` painted ``color``."""
     _check_index(scene, index)
     check_names([color], tuple(COLORS), "color")
-    out = _copy(scene)
+    out = copy_scene(scene)
     out["objects"][index]["color"] = color
     return out
 
@@ -290,7 +291,7 @@ def recolor(scene: dict, index: int, color: str) -> dict:
 def remove(scene: dict, index: int) -> dict:
     """The scene without object ``index``."""
     _check_index(scene, index)
-    out = _copy(scene)
+    out = copy_scene(scene)
     del out["objects"][index]
     return out
 
@@ -316,7 +317,7 @@ def move(scene: dict, index: int, direction: str) -> dict:
     """The scene with object ``index`` moved one cell ``left``/``right``/``up``/``down``."""
     if not can_move(scene, index, direction):
         raise ValueError(f"direction: object {index} cannot move {direction} (edge or occupied)")
-    out = _copy(scene)
+    out = copy_scene(scene)
     obj = out["objects"][index]
     row, col = cell_of(obj, scene)
     dr, dc = DIRECTIONS[direction]
@@ -328,7 +329,7 @@ def restyle(scene: dict, style: str) -> dict:
     """The scene drawn in a named whole-image style (see :data:`STYLES`)."""
     if style not in STYLES:
         raise ValueError(f"style: expected one of {list(STYLES)}, got {style!r}")
-    out = _copy(scene)
+    out = copy_scene(scene)
     base = {k: v for k, v in out["style"].items() if k in ("noise", "noise_seed", "scale")}
     out["style"] = {**DEFAULT_STYLE, **base, **STYLES[style]}
     return out
@@ -336,7 +337,7 @@ def restyle(scene: dict, style: str) -> dict:
 
 def hflip(scene: dict) -> dict:
     """The scene mirrored left-right (what a horizontal-flip augmentation does to it)."""
-    out = _copy(scene)
+    out = copy_scene(scene)
     for obj in out["objects"]:
         obj["x"] = scene["width"] - obj["x"]
     return out
@@ -344,144 +345,9 @@ def hflip(scene: dict) -> dict:
 
 def vflip(scene: dict) -> dict:
     """The scene mirrored top-bottom (triangles would point down: see chapter 06)."""
-    out = _copy(scene)
+    out = copy_scene(scene)
     for obj in out["objects"]:
         obj["y"] = scene["height"] - obj["y"]
     return out
 
 
-# ---- augmentations -------------------------------------------------------------------
-#
-# An augmentation changes the *pixels* of a rendered scene. Each one here returns the new
-# image and the annotation of what that image shows, so that asking the question again
-# on the new annotation tells whether the label survived (chapter 06 measures it).
-
-
-def _nearest_color(rgb) -> str:
-    return min(COLORS, key=lambda c: sum((a - b) ** 2 for a, b in zip(COLORS[c], rgb)))
-
-
-def hue_map(degrees: float) -> dict[str, str]:
-    """Where rotating every hue by ``degrees`` sends each palette colour (nearest name)."""
-    import colorsys
-
-    out = {}
-    for name, rgb in COLORS.items():
-        h, s_, v = colorsys.rgb_to_hsv(*(c / 255 for c in rgb))
-        r, g, b = colorsys.hsv_to_rgb((h + degrees / 360) % 1.0, s_, v)
-        out[name] = _nearest_color((r * 255, g * 255, b * 255))
-    return out
-
-
-def _rotate_hue(img, degrees: float):
-    import numpy as np
-    from PIL import Image
-
-    hsv = np.asarray(img.convert("HSV")).copy()
-    hsv[..., 0] = (hsv[..., 0].astype(int) + round(degrees / 360 * 256)) % 256
-    return Image.fromarray(hsv, "HSV").convert("RGB")
-
-
-def _aug_hflip(scene, img, rng):
-    from PIL import ImageOps
-
-    return ImageOps.mirror(img), hflip(scene)
-
-
-def _aug_vflip(scene, img, rng):
-    from PIL import ImageOps
-
-    return ImageOps.flip(img), vflip(scene)  # triangles now point down: still triangles
-
-
-def _aug_rotate90(scene, img, rng):
-    """A quarter turn counter-clockwise: (x, y) -> (y, W - x)."""
-    out = _copy(scene)
-    for obj in out["objects"]:
-        obj["x"], obj["y"] = obj["y"], scene["width"] - obj["x"]
-    return img.rotate(90), out
-
-
-def _aug_hue_shift(scene, img, rng):
-    """Colour jitter pushed far: every hue rotated by 120 degrees."""
-    mapping = hue_map(120.0)
-    out = _copy(scene)
-    for obj in out["objects"]:
-        obj["color"] = mapping[obj["color"]]
-    return _rotate_hue(img, 120.0), out
-
-
-def _aug_grayscale(scene, img, rng):
-    """Colours are gone: the annotation says ``gray`` for every object."""
-    out = _copy(scene)
-    for obj in out["objects"]:
-        obj["color"] = "gray"
-    return img.convert("L").convert("RGB"), out
-
-
-def _aug_noise(scene, img, rng):
-    import numpy as np
-    from PIL import Image
-
-    noise = np.random.default_rng(rng.getrandbits(32)).normal(0, 10.0, (img.height, img.width, 3))
-    arr = np.clip(np.asarray(img, dtype=np.float64) + noise + 0.5, 0, 255).astype(np.uint8)
-    return Image.fromarray(arr), _copy(scene)
-
-
-def _aug_brightness(scene, img, rng):
-    from PIL import ImageEnhance
-
-    return ImageEnhance.Brightness(img).enhance(rng.uniform(0.85, 1.15)), _copy(scene)
-
-
-def _aug_translate(scene, img, rng):
-    """Shift the picture by up to 3 px (background fills the gap): objects keep their cells."""
-    from PIL import Image
-
-    dx, dy = rng.randint(-3, 3), rng.randint(-3, 3)
-    moved = Image.new("RGB", img.size, tuple(scene["style"]["background"]))
-    moved.paste(img, (dx, dy))
-    out = _copy(scene)
-    for obj in out["objects"]:
-        obj["x"] += dx
-        obj["y"] += dy
-    return moved, out
-
-
-def _aug_cutout(scene, img, rng):
-    """Erase a random cell-sized square; an object whose centre it covers is gone."""
-    from PIL import ImageDraw
-
-    size = scene["width"] // scene["grid"]
-    x0 = rng.randint(0, scene["width"] - size)
-    y0 = rng.randint(0, scene["height"] - size)
-    img = img.copy()
-    ImageDraw.Draw(img).rectangle([x0, y0, x0 + size - 1, y0 + size - 1], fill=(128, 128, 128))
-    out = _copy(scene)
-    out["objects"] = [
-        o for o in out["objects"] if not (x0 <= o["x"] < x0 + size and y0 <= o["y"] < y0 + size)
-    ]
-    return img, out
-
-
-#: Name -> ``(scene, image, rng) -> (image, scene)``. Use :func:`augment`.
-AUGMENTATIONS = {
-    "hflip": _aug_hflip,
-    "vflip": _aug_vflip,
-    "rotate90": _aug_rotate90,
-    "hue_shift": _aug_hue_shift,
-    "grayscale": _aug_grayscale,
-    "noise": _aug_noise,
-    "brightness": _aug_brightness,
-    "translate": _aug_translate,
-    "cutout": _aug_cutout,
-}
-
-
-def augment(scene: dict, name: str, rng: random.Random | int = 0, image=None):
-    """Augment a scene's picture: returns ``(image, annotation of what it shows)``."""
-    if name not in AUGMENTATIONS:
-        raise ValueError(f"name: unknown augmentation {name!r}; expected one of {list(AUGMENTATIONS)}")
-    rng = rng if isinstance(rng, random.Random) else random.Random(f"augment:{rng}")
-    image = render(scene) if image is None else image
-    return AUGMENTATIONS[name](scene, image, rng)

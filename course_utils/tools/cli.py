@@ -9,7 +9,7 @@ Commands:
   grade NOTEBOOK ...    execute submitted notebooks and tabulate their exercise checks
   bench-data [--n N]    time generating N examples with images (default 20,000)
   reproduce [NAME ...]  retrain the shipped models in data/ from their recipes [--threads N]
-  sync-setup            rewrite the first code cell of every chapter from course_utils.colab
+  sync-setup            rewrite the first code cell of every chapter from course_utils.tools.colab
   strip [NOTEBOOK ...]  remove outputs and execution counts from notebooks
 """
 
@@ -90,8 +90,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _cmd_run(args) -> int:
-    from course_utils.notebooks import resolve_chapters
-    from course_utils.runner import format_table, run_chapters
+    from course_utils.tools.notebooks import resolve_chapters
+    from course_utils.tools.runner import format_table, run_chapters
 
     paths = resolve_chapters(args.chapters)
     if not paths:
@@ -133,7 +133,7 @@ def _cmd_test(args) -> int:
 
 
 def _cmd_doctor(args) -> int:
-    from course_utils import doctor
+    from course_utils.tools import doctor
 
     return doctor.run()
 
@@ -141,7 +141,7 @@ def _cmd_doctor(args) -> int:
 def _cmd_release(args) -> int:
     import nbformat
 
-    from course_utils.notebooks import list_chapters, read, student_version
+    from course_utils.tools.notebooks import list_chapters, read, student_version
 
     args.out.mkdir(parents=True, exist_ok=True)
     for path in list_chapters():
@@ -151,7 +151,7 @@ def _cmd_release(args) -> int:
 
 
 def _cmd_grade(args) -> int:
-    from course_utils.runner import execute_notebook
+    from course_utils.tools.runner import execute_notebook
 
     failed = 0
     for path in args.notebooks:
@@ -170,7 +170,7 @@ def _cmd_grade(args) -> int:
 
 
 def _cmd_bench_data(args) -> int:
-    from course_utils.data import benchmark
+    from course_utils.world.data import benchmark
 
     result = benchmark(n=args.n, seed=args.seed)
     for key, value in result.items():
@@ -194,8 +194,8 @@ def _cmd_reproduce(args) -> int:
 def _cmd_sync_setup(args) -> int:
     import nbformat
 
-    from course_utils.colab import setup_cell_source
-    from course_utils.notebooks import list_chapters, read
+    from course_utils.tools.colab import setup_cell_source
+    from course_utils.tools.notebooks import list_chapters, read
 
     for path in list_chapters():
         nb = read(path)
@@ -210,7 +210,7 @@ def _cmd_sync_setup(args) -> int:
 def _cmd_strip(args) -> int:
     import nbformat
 
-    from course_utils.notebooks import list_chapters, read, strip_outputs
+    from course_utils.tools.notebooks import list_chapters, read, strip_outputs
 
     for path in args.notebooks or list_chapters():
         nbformat.write(strip_outputs(read(path)), str(path))

@@ -2,7 +2,7 @@
 building a notebook from cells, and the student release (solutions removed).
 
 The skeleton, in order: a ``# Title`` cell; a motivation paragraph; ``## Learning goals``
-with 3-5 bullets; the setup cell (first code cell, see :mod:`course_utils.colab`);
+with 3-5 bullets; the setup cell (first code cell, see :mod:`course_utils.tools.colab`);
 numbered sections ``## 1. ...``, ``## 2. ...``; ``## Exercises``; ``## Summary`` with 3-6
 bullets; ``## Further reading``. Exercise solutions sit between nbgrader's markers.
 """
@@ -12,8 +12,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from course_utils.colab import setup_cell_source
 from course_utils.runtime import REPO_ROOT
+from course_utils.tools.colab import setup_cell_source
 
 NOTEBOOK_DIR = REPO_ROOT / "notebooks"
 NAME_RE = re.compile(r"^(\d{2})_[a-z0-9_]+\.ipynb$")

@@ -25,7 +25,7 @@ import traceback
 from collections.abc import Callable
 from pathlib import Path
 
-from course_utils.runtime import _append_results
+from course_utils.runtime import append_results
 
 _PACKAGE_DIR = str(Path(__file__).resolve().parent.parent)
 STRICT_ENV = "COURSE_STRICT_CHECKS"
@@ -43,7 +43,7 @@ class StudentCodeError(Exception):
     """The student's own code raised while the checker ran it."""
 
 
-class _NotAttempted(Exception):
+class NotAttempted(Exception):
     pass
 
 
@@ -62,7 +62,7 @@ def call_student(fn: Callable, *args, **kwargs):
     try:
         return fn(*args, **kwargs)
     except NotImplementedError as exc:
-        raise _NotAttempted() from exc
+        raise NotAttempted() from exc
     except Exception as exc:  # the student's bug, shown as theirs
         frame = _student_frame(exc.__traceback__)
         where = ""
@@ -84,9 +84,9 @@ def checker(title: str, hint: str | None = None):
         def wrapper(answer=None, *args, **kwargs):
             try:
                 if is_placeholder(answer):
-                    raise _NotAttempted()
+                    raise NotAttempted()
                 check(answer, *args, **kwargs)
-            except _NotAttempted:
+            except NotAttempted:
                 _record(title, "not attempted")
                 msg = f"[not attempted] {title}: replace the placeholder with your answer, then run this cell again."
                 if os.environ.get(STRICT_ENV) == "1":
@@ -115,7 +115,7 @@ def _print_hint(title: str, hint: str | None) -> None:
 
 
 def _record(title: str, outcome: str) -> None:
-    _append_results("exercises", {title: outcome})
+    append_results("exercises", {title: outcome})
 
 
 # ---- small assertion helpers that give useful, answer-free messages ---------------

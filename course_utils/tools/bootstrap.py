@@ -22,7 +22,7 @@ import sys
 import venv
 from pathlib import Path
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+REPO_ROOT = Path(__file__).resolve().parents[2]
 TESTED_TORCH = "torch==2.13.0"
 STAMP_NAME = ".course-install-stamp"
 

@@ -1,0 +1,20 @@
+"""The course's world: scenes of coloured shapes and the language that talks about them.
+
+Import the module you need (``from course_utils.world import scenes, questions``):
+
+=================  ==================================================================
+``scenes``         objects on a grid, rendering with Pillow, edits of a scene
+``augment``        pixel augmentations, each with the annotation of its new image
+``phrasings``      noun phrases and the templates of every question kind
+``programs``       the world's configuration, question programs and their answers
+``questions``      question-first scene construction: one correct answer each
+``descriptions``   captions, referring expressions, edit instructions, label checks
+``examples``       the raw examples of one split
+``data``           the Hugging Face datasets, their splits and their cache
+``encoding``       from examples to tensors: pixel values, token ids, labels
+``vocabulary``     the world's corpus and its WordPiece tokenizer
+=================  ==================================================================
+
+The world depends on nothing else in the course but :mod:`course_utils.tokenization`
+and :mod:`course_utils.runtime`; chapter 06 builds its datasets.
+"""

@@ -1,0 +1,92 @@
+"""The world's vocabulary: the corpus of its language and its WordPiece tokenizer.
+
+:func:`world_corpus` is the one corpus builder: chapter 04 trains its lesson tokenizer on
+its questions and captions, and :func:`load_tokenizer` trains the world's tokenizer on
+the complete corpus (every phrasing, held-out ones included, every answer, captions,
+referring expressions and edit instructions) with the same trainer,
+:func:`course_utils.tokenization.train_wordpiece`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import random
+import shutil
+
+from course_utils.tokenization import train_wordpiece
+from course_utils.world.descriptions import caption, generate_edit, referring_expression
+from course_utils.world.phrasings import MOVE_WORDS, NUMBER_WORDS, RELATION_WORDS, TEMPLATES
+from course_utils.world.programs import FAMILIES, SPATIAL_OPS, World, answer_vocab
+from course_utils.world.questions import generate_question
+
+#: Bump when the tokenizer changes in a way the source fingerprint would not catch.
+TOKENIZER_VERSION = "2"
+#: The world tokenizer's vocabulary budget: more than the corpus needs, so training ends
+#: with every word of the world's language as one token.
+WORLD_VOCAB_SIZE = 4000
+
+
+def world_corpus(n: int = 2000, seed: int = 0, heldout: bool = False, captions: bool = True,
+                 complete: bool = False) -> list[str]:
+    """``n`` texts of the world's language: questions of every family, and captions.
+
+    ``heldout=True`` phrases the questions with the held-out phrasings only (the
+    ``test_paraphrase`` split's language). ``complete=True`` adds everything the world can
+    say: every template (held-out ones included), every answer, detailed captions,
+    referring expressions, edit instructions and the relation, move and number words, so
+    that a tokenizer trained on it knows every word of every split.
+
+    Built in chapter 04, "Tokenization".
+    """
+    if isinstance(n, bool) or not isinstance(n, int) or n <= 0:
+        raise ValueError(f"n must be a positive int, got {n!r}")
+    rng = random.Random(seed)
+    world = World(spatial_ops=tuple((op, 1.0) for op in SPATIAL_OPS)) if complete else World()
+    out = []
+    for i in range(n):
+        q = generate_question(rng, FAMILIES[i % len(FAMILIES)], world, heldout=heldout)
+        out.append(caption(q["scene"]) if captions and i % 4 == 3 else q["instruction"])
+        if complete and i % 4 == 0:
+            out.append(caption(q["scene"], detailed=True))
+            out.append(referring_expression(rng, q["scene"], world)[1])
+            out.append(generate_edit(rng, world, heldout=i % 8 == 0)["instruction"])
+    if complete:
+        out += answer_vocab()
+        for train, held in TEMPLATES.values():
+            out += [t.replace("{", "").replace("}", "") for t in train + held]
+        for words in (*RELATION_WORDS.values(), *MOVE_WORDS.values(), NUMBER_WORDS):
+            out += list(words)
+    return out
+
+
+def load_tokenizer(cache: bool = True):
+    """The world's WordPiece tokenizer as a ``transformers.PreTrainedTokenizerFast``.
+
+    :func:`~course_utils.tokenization.train_wordpiece` on the complete
+    :func:`world_corpus` (so no word of any split is ``[UNK]``), deterministic, cached
+    under ``runtime.cache_dir("data")`` by a fingerprint of the world's source. ``[PAD]``
+    has id 0.
+
+    Introduced in chapter 05, "Data in, logits out"; built from chapter 04's trainer.
+    """
+    from transformers import PreTrainedTokenizerFast
+
+    from course_utils.world.data import source_digest
+
+    key = hashlib.sha256(f"{source_digest()}:{TOKENIZER_VERSION}".encode()).hexdigest()[:20]
+    if cache:
+        from course_utils.runtime import cache_dir
+
+        path = cache_dir("data") / f"tokenizer-{key}"
+        if (path / "tokenizer.json").exists():
+            return PreTrainedTokenizerFast.from_pretrained(str(path))
+    tok = train_wordpiece(world_corpus(3000, complete=True), vocab_size=WORLD_VOCAB_SIZE)
+    if cache:
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        tok.save_pretrained(str(tmp))
+        try:
+            os.replace(tmp, path)
+        except OSError:  # pragma: no cover - a concurrent writer won
+            shutil.rmtree(tmp, ignore_errors=True)
+    return tok
