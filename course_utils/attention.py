@@ -2,7 +2,7 @@
 
 Conventions (the same as :func:`torch.nn.functional.scaled_dot_product_attention`):
 
-* tensors are ``(..., N, d)``: usually ``(B, H, N, d)`` = batch, heads, tokens, features;
+* tensors are ``(..., N, d)``: usually ``(B, h, N, d)`` = batch, heads, tokens, features;
 * a **mask is boolean and True where attention is allowed** (a query may look at a key).
   It must broadcast to ``(..., N_q, N_k)``. Beware: ``torch.nn.MultiheadAttention``'s
   ``attn_mask`` and ``key_padding_mask`` use the opposite meaning (True = blocked);
@@ -46,6 +46,8 @@ def stable_softmax(x: Tensor, dim: int = -1) -> Tensor:
     Subtracting the maximum first changes nothing mathematically (the factor
     ``exp(-max)`` cancels) but keeps every exponent <= 0. Entries equal to ``-inf`` get
     weight 0; a slice that is ``-inf`` everywhere gets all zeros (not NaN).
+
+    Built in chapter 02, "2. The formula, from scratch".
     """
     if not isinstance(x, Tensor) or not x.is_floating_point():
         raise ValueError(f"stable_softmax expects a floating-point tensor, got {_describe(x)}")
@@ -72,6 +74,8 @@ def scaled_dot_product_attention(
     Returns:
         ``output`` ``(..., N_q, d_v)`` and ``weights`` ``(..., N_q, N_k)`` (rows sum to 1,
         or to 0 for a query with no allowed key).
+
+    Built in chapter 02, "2. The formula, from scratch".
     """
     _check_qkv(q, k, v)
     scores_shape = torch.broadcast_shapes(q.shape[:-2], k.shape[:-2]) + (q.shape[-2], k.shape[-2])
@@ -95,6 +99,8 @@ def padding_mask(ids_or_mask: Tensor, pad_id: int | None = None) -> Tensor:
     Pass either a Hugging Face ``attention_mask`` ``(B, N)`` (1/True = real token) and no
     ``pad_id``, or ``input_ids`` ``(B, N)`` and the tokenizer's ``pad_id``. The two
     singleton axes broadcast over heads and queries: every query ignores padded keys.
+
+    Built in chapter 02, "4. Masks: padding and causality".
     """
     if not isinstance(ids_or_mask, Tensor) or ids_or_mask.dim() != 2:
         raise ValueError(
@@ -118,6 +124,8 @@ def causal_mask(n_q: int, n_k: int | None = None, device=None) -> Tensor:
     """The causal mask ``(N_q, N_k)``: query ``i`` may attend to keys ``0..i``.
 
     Aligned at the top left, as ``scaled_dot_product_attention(..., is_causal=True)``.
+
+    Built in chapter 02, "4. Masks: padding and causality".
     """
     n_k = n_q if n_k is None else n_k
     if not (isinstance(n_q, int) and isinstance(n_k, int) and n_q > 0 and n_k > 0):
@@ -129,21 +137,25 @@ def causal_mask(n_q: int, n_k: int | None = None, device=None) -> Tensor:
 
 
 def split_heads(x: Tensor, num_heads: int) -> Tensor:
-    """``(B, N, D)`` -> ``(B, H, N, D // H)``: head ``h`` gets features ``h*d .. (h+1)*d-1``."""
+    """``(B, N, D)`` -> ``(B, h, N, d)`` with ``d = D // h``: head ``i`` gets features ``i*d .. (i+1)*d-1``.
+
+    Built in chapter 02, "5. Multi-head attention"."""
     if not isinstance(x, Tensor) or x.dim() != 3:
         raise ValueError(f"split_heads expects a tensor (B, N, D), got {_describe(x)}")
     B, N, D = x.shape
     if num_heads <= 0 or D % num_heads:
         raise ValueError(f"the feature size D={D} must be divisible by num_heads={num_heads}")
-    return x.view(B, N, num_heads, D // num_heads).transpose(1, 2)  # (B, H, N, d)
+    return x.view(B, N, num_heads, D // num_heads).transpose(1, 2)  # (B, h, N, d)
 
 
 def merge_heads(x: Tensor) -> Tensor:
-    """``(B, H, N, d)`` -> ``(B, N, H * d)``, the inverse of :func:`split_heads`."""
+    """``(B, h, N, d)`` -> ``(B, N, h * d)``, the inverse of :func:`split_heads`.
+
+    Built in chapter 02, "5. Multi-head attention"."""
     if not isinstance(x, Tensor) or x.dim() != 4:
-        raise ValueError(f"merge_heads expects a tensor (B, H, N, d), got {_describe(x)}")
-    B, H, N, d = x.shape
-    return x.transpose(1, 2).reshape(B, N, H * d)  # (B, N, D)
+        raise ValueError(f"merge_heads expects a tensor (B, h, N, d), got {_describe(x)}")
+    B, h, N, d = x.shape
+    return x.transpose(1, 2).reshape(B, N, h * d)  # (B, N, D)
 
 
 # ---- modules ----------------------------------------------------------------------
@@ -156,10 +168,12 @@ class MultiHeadAttention(nn.Module):
     ``(B, N_k, kv_dim)`` (or from ``x`` itself). Each of the ``num_heads`` heads attends
     in its own ``D // num_heads``-dimensional subspace; an output projection mixes them.
 
-    ``forward`` returns ``(output (B, N_q, D), weights (B, H, N_q, N_k))``. With
+    ``forward`` returns ``(output (B, N_q, D), weights (B, h, N_q, N_k))``. With
     ``need_weights=False`` it calls PyTorch's fused kernel instead and returns
     ``(output, None)``: faster, and it never stores the ``N_q x N_k`` weights (for a query
     whose keys are all masked, the fused kernels of some devices return NaN, not zeros).
+
+    Built in chapter 02, "5. Multi-head attention".
     """
 
     def __init__(
@@ -189,16 +203,16 @@ class MultiHeadAttention(nn.Module):
         mask: Tensor | None = None,
         need_weights: bool = True,
     ) -> tuple[Tensor, Tensor | None]:
-        """``mask``: bool, broadcastable to ``(B, H, N_q, N_k)``, True = may attend."""
+        """``mask``: bool, broadcastable to ``(B, h, N_q, N_k)``, True = may attend."""
         context = x if context is None else context
         self._check_inputs(x, context, mask)
-        H = self.num_heads
-        q = split_heads(self.q_proj(x), H)  # (B, H, N_q, d)
-        k = split_heads(self.k_proj(context), H)  # (B, H, N_k, d)
-        v = split_heads(self.v_proj(context), H)  # (B, H, N_k, d)
+        h = self.num_heads
+        q = split_heads(self.q_proj(x), h)  # (B, h, N_q, d)
+        k = split_heads(self.k_proj(context), h)  # (B, h, N_k, d)
+        v = split_heads(self.v_proj(context), h)  # (B, h, N_k, d)
         p = self.dropout if self.training else 0.0
         if need_weights:
-            out, weights = scaled_dot_product_attention(q, k, v, mask)  # (B, H, N_q, d)
+            out, weights = scaled_dot_product_attention(q, k, v, mask)  # (B, h, N_q, d)
             out = F.dropout(weights, p) @ v if p else out
         else:
             out, weights = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=p), None
@@ -262,12 +276,14 @@ class CrossAttention(MultiHeadAttention):
 
     Queries come from the instruction, keys and values from the image patches:
     ``forward(instruction_repr (B, N_txt, D), visual_features (B, N_img, vision_dim),
-    visual_mask=None)`` returns ``(fused (B, N_txt, D), weights (B, H, N_txt, N_img))``.
+    visual_mask=None)`` returns ``(fused (B, N_txt, D), weights (B, h, N_txt, N_img))``.
 
     What changed from the source: several heads, each scaled by ``sqrt(head_dim)``; a key
     padding mask over patches (``visual_mask`` ``(B, N_img)``, 1 = real patch), so that
     padded patches receive no attention; an output projection that mixes the heads;
     ``vision_dim`` may differ from ``embed_dim`` (a ViT and a text encoder rarely agree).
+
+    Built in chapter 02, "6. Self-attention and cross-attention: the source document's `CrossAttention`, corrected".
     """
 
     def __init__(
@@ -304,7 +320,7 @@ def _check_qkv(q, k, v) -> None:
     for name, t in (("q", q), ("k", k), ("v", v)):
         if not isinstance(t, Tensor) or t.dim() < 2 or not t.is_floating_point():
             raise ValueError(
-                f"{name} must be a floating-point tensor (..., N, d), e.g. (B, H, N, d); "
+                f"{name} must be a floating-point tensor (..., N, d), e.g. (B, h, N, d); "
                 f"got {_describe(t)}"
             )
     if not q.dim() == k.dim() == v.dim():

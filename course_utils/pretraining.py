@@ -63,7 +63,9 @@ STAGE1_TEMPERATURE = 0.07
 
 
 def check_embeddings(image_emb, text_emb, normalized: bool = True, atol: float = 1e-3) -> None:
-    """Raise ``ValueError`` unless both are float ``(N, E)`` tensors of one shape (unit rows)."""
+    """Raise ``ValueError`` unless both are float ``(N, E)`` tensors of one shape (unit rows).
+
+    Used in chapter 07, "2. The contrastive loss, from scratch"."""
     for name, x in (("image_emb", image_emb), ("text_emb", text_emb)):
         if not isinstance(x, Tensor) or x.dim() != 2 or not x.is_floating_point():
             got = tuple(x.shape) if isinstance(x, Tensor) else type(x).__name__
@@ -90,6 +92,8 @@ def clip_loss(image_emb: Tensor, text_emb: Tensor, temperature) -> Tensor:
     "class" of image ``i`` is caption ``i`` (the diagonal), and of caption ``i`` image ``i``.
     The loss is the mean of the two cross-entropies (rows: image->text, columns:
     text->image). ``temperature``: a positive float or scalar tensor (may require grad).
+
+    Built in chapter 07, "2. The contrastive loss, from scratch".
     """
     check_embeddings(image_emb, text_emb)
     t = torch.as_tensor(temperature, dtype=image_emb.dtype, device=image_emb.device)
@@ -119,6 +123,8 @@ class ContrastiveModel(nn.Module):
     Keyword arguments are :class:`~course_utils.fusion.FusionConfig` fields (``vocab_size``
     and ``num_answers`` required: ``**world.encoding.model_sizes()``), so ``fusion.build_model(kind,
     **model.fusion_config)`` builds a fusion model whose encoders take these weights.
+
+    Introduced in chapter 07, "1. One space for images and captions".
     """
 
     def __init__(self, embed_dim: int = 64, init_temperature: float = INIT_TEMPERATURE, **config):
@@ -189,6 +195,8 @@ def retrieval_accuracy(image_emb: Tensor, text_emb: Tensor, k=(1, 5)) -> dict:
     similar of the N captions; ``text_to_image@K`` the other way. The rank of the right
     answer is the number of candidates scoring *strictly* higher, so ties do not count
     against it. Chance is ``K / N``. Returns ``{"image_to_text@1": ..., ...}``.
+
+    Used in chapter 07, "4. Training on captions".
     """
     check_embeddings(image_emb, text_emb, normalized=False)
     ks = tuple(k) if isinstance(k, list | tuple) else (k,)
@@ -215,6 +223,8 @@ class Projector(MLP):
 
     Its parameters have the names and shapes of ``LlavaProjectionFusion.projector``
     (``0.weight``, ``2.weight``, ...), so it loads there directly.
+
+    Introduced in chapter 07, "6. LLaVA stage 1: train only a projector between frozen encoders".
     """
 
     def __init__(self, dim: int = 64, ratio: int = 2, out_dim: int | None = None):
@@ -222,14 +232,18 @@ class Projector(MLP):
 
 
 def freeze(module: nn.Module) -> nn.Module:
-    """``requires_grad = False`` on every parameter, and eval mode; returns the module."""
+    """``requires_grad = False`` on every parameter, and eval mode; returns the module.
+
+    Used in chapter 07, "6. LLaVA stage 1: train only a projector between frozen encoders"."""
     for p in module.parameters():
         p.requires_grad_(False)
     return module.eval()
 
 
 def count_trainable(module: nn.Module) -> tuple[int, int]:
-    """``(trainable, total)`` parameter counts."""
+    """``(trainable, total)`` parameter counts.
+
+    Used in chapter 07, "6. LLaVA stage 1: train only a projector between frozen encoders"."""
     total = sum(p.numel() for p in module.parameters())
     return sum(p.numel() for p in module.parameters() if p.requires_grad), total
 
@@ -241,6 +255,8 @@ def stage1_embeddings(model: ContrastiveModel, projector: nn.Module, pixel_value
     image side: ``projector(image_encoder(x))`` -> the mean of the 9 projected tokens;
     text side: the frozen text encoder's mean-pooled caption tokens (no projection head):
     the space the LLaVA-style fusion model's blocks read its text from.
+
+    Used in chapter 07, "6. LLaVA stage 1: train only a projector between frozen encoders".
     """
     image_tokens = model.image_encoder(pixel_values)  # (B, N_img, D)
     projected = projector(image_tokens)  # (B, N_img, D): "visual words"
@@ -255,6 +271,8 @@ def stage1_loss(model: ContrastiveModel, projector: nn.Module, pixel_values: Ten
 
     The symmetric InfoNCE of :func:`clip_loss` between the two sides of
     :func:`stage1_embeddings`, at a fixed temperature.
+
+    Used in chapter 07, "6. LLaVA stage 1: train only a projector between frozen encoders".
     """
     img, txt = stage1_embeddings(model, projector, pixel_values, input_ids, attention_mask)
     return clip_loss(img, txt, temperature)
@@ -266,7 +284,9 @@ DEFAULT_NAME = "clip_stage1.safetensors"
 
 
 def default_path() -> Path:
-    """``runtime.cache_dir("pretrained") / "clip_stage1.safetensors"``."""
+    """``runtime.cache_dir("pretrained") / "clip_stage1.safetensors"``.
+
+    Used in chapter 07, "7. Saving the encoders for chapter 08"."""
     from course_utils.runtime import cache_dir
 
     return cache_dir("pretrained") / DEFAULT_NAME
@@ -279,6 +299,8 @@ def save_pretrained_encoders(model: ContrastiveModel, projector: nn.Module | Non
     Keys: the model's state dict as is (``image_encoder.*``, ``text_encoder.*``,
     ``image_proj.*``, ``text_proj.*``, ``logit_scale``) and ``projector.*``. The config
     and ``metadata`` (JSON-serialisable) are stored in the file's header.
+
+    Used in chapter 07, "7. Saving the encoders for chapter 08".
     """
     from safetensors.torch import save_file
 
@@ -305,6 +327,8 @@ def load_pretrained_encoders(into: nn.Module | None = None, path=None, strict: b
     **pretrained["model"].fusion_config)``): load those two, and ``projector`` when both
     have one; returns ``{"loaded": [names], "metadata": dict}``. A size mismatch raises
     ``ValueError`` naming the config that differs.
+
+    Used in chapter 07, "7. Saving the encoders for chapter 08".
     """
     from safetensors import safe_open
     from safetensors.torch import load_file
@@ -368,17 +392,12 @@ def pretrain_encoders(steps: int = 300, n_train: int = 6000, seed: int = 0, path
     and ``overwrite`` is false, nothing is trained and its path is returned. ``data_seed``
     (default: ``seed``) picks the captions. Returns the path.
     About 15 s on a 2-core CPU with the defaults.
-    """
-    from tqdm.auto import tqdm
 
-    from course_utils.training import warmup_cosine
+    Serves chapter 07, "7. Saving the encoders for chapter 08" (``reproduce clip-stage1``).
+    """
     from course_utils.world import data, encoding
 
-    for name, value in (("steps", steps), ("n_train", n_train), ("batch_size", batch_size)):
-        if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-            raise ValueError(f"{name} must be a positive int, got {value!r}")
-    if isinstance(stage1_steps, bool) or not isinstance(stage1_steps, int) or stage1_steps < 0:
-        raise ValueError(f"stage1_steps must be a non-negative int, got {stage1_steps!r}")
+    _check_pretrain_args(steps, n_train, batch_size, stage1_steps)
     path = Path(path) if path is not None else default_path()
     if path.is_file() and not overwrite:
         return path
@@ -390,35 +409,56 @@ def pretrain_encoders(steps: int = 300, n_train: int = 6000, seed: int = 0, path
     model = ContrastiveModel(**{**encoding.model_sizes(), **config})
     projector = Projector(model.cfg.hidden_size, model.cfg.mlp_ratio)
     gen = torch.Generator().manual_seed(seed)
-
-    def run(loss_of, params, n_steps, desc):
-        params = [p for p in params if p.requires_grad]
-        opt = torch.optim.AdamW(params, lr=lr, weight_decay=0.01)
-        sched = torch.optim.lr_scheduler.LambdaLR(
-            opt, lambda s: warmup_cosine(s, n_steps, max(1, n_steps // 20)))
-        losses = []
-        for _ in tqdm(range(n_steps), desc=desc, disable=not progress, leave=False, mininterval=0.5):
-            idx = torch.randperm(len(ids), generator=gen)[:batch_size]
-            longest = int(mask[idx].sum(1).max())
-            loss = loss_of(pixels[idx], ids[idx, :longest], mask[idx, :longest])
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            nn.utils.clip_grad_norm_(params, 1.0)
-            opt.step()
-            sched.step()
-            losses.append(loss.item())
-        return losses
-
+    loop = {"data": (pixels, ids, mask), "gen": gen, "batch_size": batch_size, "lr": lr,
+            "progress": progress}
     model.train()
-    clip_losses = run(model.loss, model.parameters(), steps, "CLIP-style pretraining")
+    clip_losses = _train_steps(model.loss, model.parameters(), steps, "CLIP-style pretraining", **loop)
     metadata = {"clip_steps": steps, "n_train": n_train, "seed": seed, "data_seed": data_seed,
                 "clip_loss_first": clip_losses[0], "clip_loss_last": clip_losses[-1]}
     if stage1_steps:
         freeze(model)
         projector.train()
-        s1 = run(lambda x, i, m: stage1_loss(model, projector, x, i, m),
-                 projector.parameters(), stage1_steps, "stage 1: projector only")
+        s1 = _train_steps(lambda x, i, m: stage1_loss(model, projector, x, i, m),
+                          projector.parameters(), stage1_steps, "stage 1: projector only", **loop)
         metadata.update(stage1_steps=stage1_steps, stage1_loss_last=s1[-1])
     return save_pretrained_encoders(model.eval(), projector if stage1_steps else None,
                                     path=path, **metadata)
+
+
+def _check_pretrain_args(steps, n_train, batch_size, stage1_steps) -> None:
+    """``ValueError`` naming the argument unless the counts of :func:`pretrain_encoders` are valid."""
+    for name, value in (("steps", steps), ("n_train", n_train), ("batch_size", batch_size)):
+        if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+            raise ValueError(f"{name} must be a positive int, got {value!r}")
+    if isinstance(stage1_steps, bool) or not isinstance(stage1_steps, int) or stage1_steps < 0:
+        raise ValueError(f"stage1_steps must be a non-negative int, got {stage1_steps!r}")
+
+
+def _train_steps(loss_of, params, n_steps: int, desc: str, *, data, gen, batch_size: int,
+                 lr: float, progress: bool) -> list[float]:
+    """``n_steps`` AdamW steps (warm-up then cosine, clipping at 1) on random caption batches
+    drawn with ``gen``, each cut to its longest caption; returns the losses."""
+    from tqdm.auto import tqdm
+
+    from course_utils.training import warmup_cosine
+
+    pixels, ids, mask = data
+    params = [p for p in params if p.requires_grad]
+    opt = torch.optim.AdamW(params, lr=lr, weight_decay=0.01)
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda s: warmup_cosine(s, n_steps, max(1, n_steps // 20)))
+    losses = []
+    for _ in tqdm(range(n_steps), desc=desc, disable=not progress, leave=False, mininterval=0.5):
+        idx = torch.randperm(len(ids), generator=gen)[:batch_size]
+        longest = int(mask[idx].sum(1).max())
+        loss = loss_of(pixels[idx], ids[idx, :longest], mask[idx, :longest])
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        nn.utils.clip_grad_norm_(params, 1.0)
+        opt.step()
+        sched.step()
+        losses.append(loss.item())
+    return losses
+
+
 __all__.append("pretrain_encoders")

@@ -31,6 +31,8 @@ def get_device(prefer: str | None = None):
     """The best available device: ``cuda``, then ``mps``, then ``cpu``.
 
     ``prefer`` (or the environment variable ``COURSE_DEVICE``) forces one, e.g. ``"cpu"``.
+
+    Introduced in chapter 01, "8. How this course works".
     """
     import torch
 
@@ -49,7 +51,9 @@ def get_device(prefer: str | None = None):
 
 
 def seed_everything(seed: int = 0) -> int:
-    """Seed Python's ``random``, NumPy and torch (all devices). Returns the seed."""
+    """Seed Python's ``random``, NumPy and torch (all devices). Returns the seed.
+
+    Used in chapter 03, "7. CNN or ViT? The FAQ's question, measured"."""
     if not isinstance(seed, int) or seed < 0:
         raise ValueError(f"seed must be a non-negative int, got {seed!r}")
     random.seed(seed)
@@ -73,6 +77,8 @@ def cache_dir(*parts: str) -> Path:
     """A folder (created) for what chapters produce: ``$COURSE_CACHE_DIR`` or the user cache.
 
     It is never inside the git checkout unless you point the variable there.
+
+    Used in chapter 03, "6. Loading a pretrained ViT, online and offline".
     """
     root = os.environ.get(CACHE_ENV)
     if root:
@@ -86,12 +92,16 @@ def cache_dir(*parts: str) -> Path:
 
 
 def data_dir() -> Path:
-    """The course's ``data/`` folder (shipped assets), or ``$COURSE_DATA_DIR``."""
+    """The course's ``data/`` folder (shipped assets), or ``$COURSE_DATA_DIR``.
+
+    Used in chapter 09, "1. The shipped model and its evaluation splits"."""
     return Path(os.environ.get("COURSE_DATA_DIR", REPO_ROOT / "data"))
 
 
 def set_offline(offline: bool = True) -> None:
-    """Keep the Hugging Face libraries from reaching the Hub (they retry for ~25 s)."""
+    """Keep the Hugging Face libraries from reaching the Hub (they retry for ~25 s).
+
+    Used in chapter 03, "6. Loading a pretrained ViT, online and offline"."""
     for var in _OFFLINE_VARS:
         if offline:
             os.environ[var] = "1"
@@ -107,7 +117,9 @@ def set_offline(offline: bool = True) -> None:
 
 
 def quiet_hf() -> None:
-    """Silence Hugging Face warnings and progress bars that bury a lesson's output."""
+    """Silence Hugging Face warnings and progress bars that bury a lesson's output.
+
+    Introduced in chapter 01, "8. How this course works"."""
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
@@ -129,17 +141,18 @@ def quiet_hf() -> None:
 
 
 def version_report() -> dict[str, str]:
-    """Versions of Python and the main libraries, and the device."""
+    """Versions of Python and the main libraries, and the device.
+
+    Introduced in chapter 01, "8. How this course works"."""
     from importlib import metadata
 
-    import course_utils
-
-    report = {"python": platform.python_version(), "course_utils": course_utils.__version__}
-    for dist in ("torch", "transformers", "datasets"):
+    report = {"python": platform.python_version()}
+    for name, dist in (("course_utils", "visual-instruction-tuning-course"), ("torch", "torch"),
+                       ("transformers", "transformers"), ("datasets", "datasets")):
         try:
-            report[dist] = metadata.version(dist)
+            report[name] = metadata.version(dist)
         except metadata.PackageNotFoundError:
-            report[dist] = "missing"
+            report[name] = "missing"
     return report
 
 
@@ -147,6 +160,8 @@ def init(seed: int = 0, device: str | None = None, offline: bool | None = None, 
     """Set up a chapter: offline mode, quiet logs, seeds; returns the torch device.
 
     Offline is the default; ``COURSE_ONLINE=1`` (or ``offline=False``) allows downloads.
+
+    Called first in every chapter; chapter 01, "8. How this course works" explains it.
     """
     if offline is None:
         offline = os.environ.get(ONLINE_ENV) != "1"
@@ -168,6 +183,8 @@ def report(**metrics) -> dict:
     Each keyword is a metric name and its value (a number or a short string). When
     ``python -m course_utils run`` executes the chapter, the values appear in its
     results table.
+
+    Introduced in chapter 01, "8. How this course works".
     """
     clean = {}
     for name, value in metrics.items():
@@ -186,7 +203,9 @@ def report(**metrics) -> dict:
 def append_results(key: str, values: dict) -> None:
     """Merge ``values`` into section ``key`` of the run's results file, when the course's
     runner set one (``COURSE_RESULTS_FILE``); a no-op elsewhere. The exercise checkers
-    record their outcomes through it, :func:`report` the chapter's metrics."""
+    record their outcomes through it, :func:`report` the chapter's metrics.
+
+    Introduced in chapter 01, "8. How this course works"."""
     target = os.environ.get(RESULTS_ENV)
     if not target:
         return
@@ -197,7 +216,9 @@ def append_results(key: str, values: dict) -> None:
 
 
 class Timer:
-    """``with Timer() as t: ...`` then ``t.seconds``."""
+    """``with Timer() as t: ...`` then ``t.seconds``.
+
+    Used in chapter 05, "5. Side by side: parameters, latency, shapes"."""
 
     def __enter__(self):
         self.start = time.perf_counter()

@@ -39,6 +39,8 @@ class Recipe:
     ``pretraining.ContrastiveModel``, trained by ``pretraining.pretrain_encoders`` for
     ``steps`` CLIP steps and ``stage1_steps`` projector steps, evaluated by retrieval over
     ``n_eval`` held-out captions).
+
+    Used in chapter 09, "1. The shipped model and its evaluation splits".
     """
 
     kind: str
@@ -83,7 +85,9 @@ RECIPES = {
 
 
 def list_pretrained() -> list[str]:
-    """Names of the shipped models."""
+    """Names of the shipped models.
+
+    Used in chapter 09, "1. The shipped model and its evaluation splits"."""
     return sorted(RECIPES)
 
 
@@ -94,13 +98,17 @@ def _check_name(name: str) -> Recipe:
 
 
 def paths(name: str, folder: Path | None = None) -> tuple[Path, Path]:
-    """``(weights, card)`` paths of a shipped model."""
+    """``(weights, card)`` paths of a shipped model.
+
+    Used in chapter 09, "1. The shipped model and its evaluation splits"."""
     folder = Path(folder or data_dir())
     return folder / f"{name}.safetensors", folder / f"{name}.json"
 
 
 def model_card(name: str, folder: Path | None = None) -> dict:
-    """The recorded recipe, metrics and provenance of a shipped model."""
+    """The recorded recipe, metrics and provenance of a shipped model.
+
+    Used in chapter 09, "1. The shipped model and its evaluation splits"."""
     _check_name(name)
     card = paths(name, folder)[1]
     if not card.is_file():
@@ -113,6 +121,8 @@ class VQAModel:
 
     ``answer(images, instructions)`` takes PIL images (or ``(H, W, 3)`` uint8 arrays) of
     the world and plain-text instructions and returns the answers as strings.
+
+    Used in chapter 09, "1. The shipped model and its evaluation splits".
     """
 
     def __init__(self, model, tokenizer, card: dict | None = None):
@@ -176,7 +186,9 @@ class VQAModel:
 class PretrainedEncoders:
     """A shipped dual encoder: ``model`` (``pretraining.ContrastiveModel``), its stage-1
     ``projector``, the ``card`` and the weights' ``path`` (for
-    ``pretraining.load_pretrained_encoders(fusion_model, path=...)``)."""
+    ``pretraining.load_pretrained_encoders(fusion_model, path=...)``).
+
+    Used in chapter 08, "5. Pretrained vs from scratch, frozen vs unfrozen"."""
 
     model: object
     projector: object
@@ -191,7 +203,9 @@ class PretrainedEncoders:
 
 
 def tokenizer_for(kind: str):
-    """The tokenizer a fusion kind reads: MiniLM's for the pretrained-text kinds, else the world's."""
+    """The tokenizer a fusion kind reads: MiniLM's for the pretrained-text kinds, else the world's.
+
+    Used in chapter 09, "6. Generalisation (FAQ 9.3)"."""
     from course_utils import fusion
 
     if kind in fusion.PRETRAINED_TEXT_KINDS:
@@ -205,7 +219,9 @@ def tokenizer_for(kind: str):
 
 def load_pretrained(name: str, device=None, folder: Path | None = None):
     """Load a shipped model by name (see :func:`list_pretrained`): a :class:`VQAModel` for
-    the ``vqa-*`` models, :class:`PretrainedEncoders` for ``clip-stage1``."""
+    the ``vqa-*`` models, :class:`PretrainedEncoders` for ``clip-stage1``.
+
+    Used in chapter 09, "1. The shipped model and its evaluation splits"."""
     from course_utils import fusion
     from course_utils.training import load_checkpoint
 
@@ -226,7 +242,9 @@ def load_pretrained(name: str, device=None, folder: Path | None = None):
 
 
 def evaluation_data(recipe: Recipe, splits=EVAL_SPLITS) -> dict:
-    """The evaluation splits of a recipe's dataset (they exclude its training examples)."""
+    """The evaluation splits of a recipe's dataset (they exclude its training examples).
+
+    Used in chapter 09, "1. The shipped model and its evaluation splits"."""
     if recipe.kind == CONTRASTIVE:
         ds = data.load_caption_dataset(seed=recipe.data_seed, n_train=recipe.n_train,
                                        n_eval=recipe.n_eval, splits=["train", "validation"])
@@ -238,7 +256,9 @@ def evaluation_data(recipe: Recipe, splits=EVAL_SPLITS) -> dict:
 
 
 def evaluate_encoders(model, projector, tensors: dict) -> dict:
-    """Held-out retrieval of a dual encoder: Recall@1 and @5 both ways, and after stage 1."""
+    """Held-out retrieval of a dual encoder: Recall@1 and @5 both ways, and after stage 1.
+
+    Used in chapter 07, "7. Saving the encoders for chapter 08"."""
     import torch
 
     from course_utils import pretraining
@@ -256,7 +276,9 @@ def evaluate_encoders(model, projector, tensors: dict) -> dict:
 
 
 def evaluate_model(model, tensors: dict) -> dict:
-    """Accuracy per split, and per question family on ``test``."""
+    """Accuracy per split, and per question family on ``test``.
+
+    Used in chapter 09, "1. The shipped model and its evaluation splits"."""
     from course_utils.training import predict
 
     metrics = {}
@@ -278,6 +300,7 @@ def reproduce(name: str, folder: Path | None = None, progress: bool = True,
 
     ``threads`` sets ``torch.set_num_threads`` (small models often train faster on one
     thread, and much faster when other processes share the CPU).
+    Used in chapter 09, "1. The shipped model and its evaluation splits".
     """
     import torch
 

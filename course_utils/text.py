@@ -59,6 +59,8 @@ def attention_mask_from_ids(input_ids: torch.Tensor, pad_id: int) -> torch.Tenso
 
     ``(B, T)`` long, like a tokenizer returns it (chapter 02's ``padding_mask`` is the same
     information with two broadcast axes for the attention scores).
+
+    Built in chapter 04, "2. Batches: padding, truncation and the attention mask".
     """
     _check_ids(input_ids)
     return (input_ids != pad_id).long()  # (B, T)
@@ -69,6 +71,8 @@ def mean_pool(hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tenso
 
     Padding positions get weight 0 and the sum is divided by the number of real tokens,
     so adding padding never changes the result (Sentence-BERT's pooling).
+
+    Built in chapter 04, "4. A small BERT-style encoder and masked mean pooling".
     """
     if not isinstance(hidden, torch.Tensor) or hidden.dim() != 3:
         got = tuple(hidden.shape) if isinstance(hidden, torch.Tensor) else type(hidden).__name__
@@ -91,7 +95,9 @@ def small_bert_config(
     pad_token_id: int = 0,
     dropout: float = 0.0,
 ):
-    """A ``BertConfig`` for a small encoder (BERT-base: 768 wide, 12 layers, 12 heads)."""
+    """A ``BertConfig`` for a small encoder (BERT-base: 768 wide, 12 layers, 12 heads).
+
+    Used in chapter 04, "4. A small BERT-style encoder and masked mean pooling"."""
     from transformers import BertConfig
 
     if not isinstance(vocab_size, int) or vocab_size <= 0:
@@ -118,6 +124,8 @@ class TextEncoder(nn.Module):
 
     Without an explicit mask, the mask is built from ``config.pad_token_id`` (the seed's
     bug was to call BERT on padded ids with no mask at all).
+
+    Introduced in chapter 04, "4. A small BERT-style encoder and masked mean pooling".
     """
 
     def __init__(self, config):
@@ -137,7 +145,9 @@ class TextEncoder(nn.Module):
 
 
 class TextClassifier(nn.Module):
-    """Encoder, masked mean pooling and a linear head: ``(B, T) -> logits (B, num_labels)``."""
+    """Encoder, masked mean pooling and a linear head: ``(B, T) -> logits (B, A)``.
+
+    Introduced in chapter 04, "4. A small BERT-style encoder and masked mean pooling"."""
 
     def __init__(self, config, num_labels: int):
         super().__init__()
@@ -152,7 +162,7 @@ class TextClassifier(nn.Module):
         return mean_pool(self.encoder(input_ids, attention_mask), attention_mask)  # (B, D)
 
     def forward(self, input_ids, attention_mask=None) -> torch.Tensor:
-        return self.head(self.embed(input_ids, attention_mask))  # (B, num_labels)
+        return self.head(self.embed(input_ids, attention_mask))  # (B, A)
 
 
 # ---- the pretrained encoder ----------------------------------------------------------
@@ -162,6 +172,8 @@ def load_minilm(device=None):
     """``(tokenizer, model)`` of all-MiniLM-L6-v2, from the local package, checksum verified.
 
     The model is a ``BertModel`` (6 layers, 384 wide) in ``eval()`` mode on ``device``.
+
+    Used in chapter 04, "5. A real pretrained encoder, offline".
     """
     from transformers import AutoModel, AutoTokenizer
 
@@ -191,6 +203,8 @@ def embed_sentences(
 
     With ``normalize=True`` rows have unit length, so ``a @ b.T`` is cosine similarity.
     Works with MiniLM (D = 384) and with a :class:`TextEncoder` or :class:`TextClassifier`.
+
+    Used in chapter 04, "5. A real pretrained encoder, offline".
     """
     texts = check_texts(texts)
     if isinstance(model, TextClassifier):
@@ -227,6 +241,8 @@ class FrozenTextFeatures:
     weights in its state dict. ``encoder`` defaults to all-MiniLM-L6-v2 (loaded on first
     use); ``cls_token_id`` is checked on every batch, so ids from another tokenizer fail
     with a clear error instead of producing nonsense features.
+
+    Used in chapter 09, "6. Generalisation (FAQ 9.3)".
     """
 
     def __init__(self, encoder=None, cls_token_id: int | None = None, batch_size: int = 256):
@@ -294,7 +310,9 @@ _SHARED: dict[str, FrozenTextFeatures] = {}
 
 
 def minilm_features() -> FrozenTextFeatures:
-    """The one shared :class:`FrozenTextFeatures` of all-MiniLM-L6-v2 (one cache per process)."""
+    """The one shared :class:`FrozenTextFeatures` of all-MiniLM-L6-v2 (one cache per process).
+
+    Used in chapter 09, "6. Generalisation (FAQ 9.3)"."""
     if "minilm" not in _SHARED:
         _SHARED["minilm"] = FrozenTextFeatures()
     return _SHARED["minilm"]
@@ -305,6 +323,8 @@ def group_similarity(emb: torch.Tensor, groups) -> dict:
 
     ``emb`` (N, D) unit rows; ``groups`` N labels. Pairs of a row with itself are left out.
     Returns ``{"same", "different", "margin"}``.
+
+    Used in chapter 04, "5. A real pretrained encoder, offline".
     """
     if not isinstance(emb, torch.Tensor) or emb.dim() != 2:
         raise ValueError("emb must be a (N, D) tensor")
@@ -335,7 +355,9 @@ def small_gpt2_config(
     n_head: int = 4,
     n_positions: int = 64,
 ):
-    """A ``GPT2Config`` for a tiny decoder; generation ids are set BEFORE the model is built."""
+    """A ``GPT2Config`` for a tiny decoder; generation ids are set BEFORE the model is built.
+
+    Used in chapter 04, "3. Encoder or decoder?"."""
     from transformers import GPT2Config
 
     if not isinstance(vocab_size, int) or vocab_size <= 0:
@@ -353,6 +375,8 @@ def lm_batch(texts, tokenizer, max_length: int = 48) -> dict:
     ``labels[:, t]`` is the token at ``t + 1`` (the next token), ``IGNORE_INDEX`` where
     there is none (the last position and padding). Each text is ``[CLS] text [SEP]``:
     ``[CLS]`` plays beginning-of-sequence, ``[SEP]`` end-of-sequence.
+
+    Used in chapter 04, "3. Encoder or decoder?".
     """
     texts = check_texts(texts)
     enc = tokenizer(texts, padding=True, truncation=True, max_length=max_length, return_tensors="pt")
@@ -363,7 +387,9 @@ def lm_batch(texts, tokenizer, max_length: int = 48) -> dict:
 
 
 def lm_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    """Next-token cross-entropy: ``logits`` (B, T, V), ``labels`` (B, T) already shifted."""
+    """Next-token cross-entropy: ``logits`` (B, T, V), ``labels`` (B, T) already shifted.
+
+    Used in chapter 04, "3. Encoder or decoder?"."""
     if logits.dim() != 3 or tuple(labels.shape) != tuple(logits.shape[:2]):
         raise ValueError(
             f"lm_loss expects logits (B, T, V) and labels (B, T), got {tuple(logits.shape)} "
@@ -376,7 +402,9 @@ def lm_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
 
 @torch.inference_mode()
 def next_token_accuracy(model, data: dict, batch_size: int = 256) -> float:
-    """How often the argmax of the logits is the next token (positions with a label only)."""
+    """How often the argmax of the logits is the next token (positions with a label only).
+
+    Used in chapter 04, "3. Encoder or decoder?"."""
     device = next(model.parameters()).device
     was_training = model.training
     model.eval()
@@ -395,7 +423,9 @@ def next_token_accuracy(model, data: dict, batch_size: int = 256) -> float:
 
 
 def unigram_accuracy(train: dict, test: dict) -> float:
-    """The baseline: always predict the most frequent next token of ``train``."""
+    """The baseline: always predict the most frequent next token of ``train``.
+
+    Used in chapter 04, "3. Encoder or decoder?"."""
     labels = train["labels"][train["labels"] != IGNORE_INDEX]
     top = torch.bincount(labels).argmax()
     test_labels = test["labels"][test["labels"] != IGNORE_INDEX]
@@ -408,6 +438,8 @@ def greedy_generate(model, tokenizer, prompt: str, max_new_tokens: int = 30) -> 
 
     Starts from ``[CLS] prompt`` (no ``[SEP]``: the text is not finished) and stops at
     ``[SEP]`` (end of sequence) or after ``max_new_tokens``. Returns the decoded text.
+
+    Used in chapter 04, "3. Encoder or decoder?".
     """
     if not isinstance(prompt, str):
         raise ValueError(f"prompt must be a string, got {type(prompt).__name__}")

@@ -28,7 +28,9 @@ NOT_INPUTS = frozenset({LABELS, "task_ids"})
 
 @dataclass
 class History:
-    """What happened during :func:`fit`, for learning curves and reports."""
+    """What happened during :func:`fit`, for learning curves and reports.
+
+    Introduced in chapter 08, "2. A correct loop, from scratch — and the course's `training.fit`"."""
 
     step: list[int] = field(default_factory=list)
     train_loss: list[float] = field(default_factory=list)
@@ -49,7 +51,9 @@ class History:
 
 
 def check_data(data: dict, name: str = "data", need_labels: bool = True) -> int:
-    """Validate a dict of tensors; returns the number of examples."""
+    """Validate a dict of tensors; returns the number of examples.
+
+    Used in chapter 08, "2. A correct loop, from scratch — and the course's `training.fit`"."""
     if not isinstance(data, dict) or not data:
         raise ValueError(f"{name} must be a non-empty dict of tensors, got {type(data).__name__}")
     if need_labels and LABELS not in data:
@@ -69,7 +73,9 @@ def _logits(output) -> torch.Tensor:
 
 
 def batches(data: dict, batch_size: int, shuffle: bool = False, generator=None, device=None):
-    """Yield dicts of tensors of at most ``batch_size`` examples, moved to ``device``."""
+    """Yield dicts of tensors of at most ``batch_size`` examples, moved to ``device``.
+
+    Used in chapter 08, "2. A correct loop, from scratch — and the course's `training.fit`"."""
     n = check_data(data, need_labels=False)
     order = torch.randperm(n, generator=generator) if shuffle else torch.arange(n)
     for start in range(0, n, batch_size):
@@ -78,7 +84,9 @@ def batches(data: dict, batch_size: int, shuffle: bool = False, generator=None, 
 
 
 def warmup_cosine(step: int, total: int, warmup: int) -> float:
-    """Learning-rate multiplier: linear warm-up to 1, then cosine decay to 0."""
+    """Learning-rate multiplier: linear warm-up to 1, then cosine decay to 0.
+
+    Built in chapter 08, "2. A correct loop, from scratch — and the course's `training.fit`"."""
     if step < warmup:
         return (step + 1) / warmup
     progress = (step - warmup) / max(1, total - warmup)
@@ -87,7 +95,9 @@ def warmup_cosine(step: int, total: int, warmup: int) -> float:
 
 @torch.inference_mode()
 def predict(model: nn.Module, data: dict, batch_size: int = 512, device=None) -> torch.Tensor:
-    """Logits for every example, on the CPU, in the data's order."""
+    """Logits for every example, on the CPU, in the data's order.
+
+    Used in chapter 08, "3. The main run: stage 2 to ≥ 93 %"."""
     device = device or next(model.parameters()).device
     was_training = model.training
     model.eval()
@@ -99,7 +109,9 @@ def predict(model: nn.Module, data: dict, batch_size: int = 512, device=None) ->
 
 def evaluate(model: nn.Module, data: dict, batch_size: int = 512, device=None,
              loss_fn: Callable | None = None) -> dict:
-    """``{"loss", "accuracy"}`` on ``data`` (mean cross-entropy unless ``loss_fn`` is given)."""
+    """``{"loss", "accuracy"}`` on ``data`` (mean cross-entropy unless ``loss_fn`` is given).
+
+    Used in chapter 08, "2. A correct loop, from scratch — and the course's `training.fit`"."""
     check_data(data)
     logits = predict(model, data, batch_size, device)
     labels = data[LABELS].cpu()
@@ -139,7 +151,10 @@ def fit(
     cross-entropy (e.g. to compare with MSE); ``optimizer`` is ``"adamw"`` or ``"sgd"``
     (momentum 0.9, no weight decay: to see what Adam's per-parameter scaling does). Returns
     a :class:`History`.
+
+    Built in chapter 08, "2. A correct loop, from scratch — and the course's `training.fit`".
     """
+    # kept whole: chapter 08 reads this loop top to bottom against its own from-scratch loop
     from tqdm.auto import tqdm
 
     check_data(train, "train")
@@ -204,7 +219,9 @@ def fit(
 
 
 def save_checkpoint(model: nn.Module, path, **metadata) -> Path:
-    """Save weights as safetensors, with JSON-serialisable metadata beside them."""
+    """Save weights as safetensors, with JSON-serialisable metadata beside them.
+
+    Used in chapter 08, "3. The main run: stage 2 to ≥ 93 %"."""
     from safetensors.torch import save_file
 
     path = Path(path)
@@ -215,7 +232,9 @@ def save_checkpoint(model: nn.Module, path, **metadata) -> Path:
 
 
 def load_checkpoint(model: nn.Module, path, strict: bool = True) -> dict:
-    """Load safetensors weights into ``model`` (never unpickles); returns the metadata."""
+    """Load safetensors weights into ``model`` (never unpickles); returns the metadata.
+
+    Used in chapter 08, "3. The main run: stage 2 to ≥ 93 %"."""
     from safetensors import safe_open
     from safetensors.torch import load_file
 

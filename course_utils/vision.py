@@ -31,7 +31,9 @@ from torch import Tensor, nn
 
 def check_pixel_values(pixel_values, num_channels: int | None = 3, patch_size: int | None = None,
                        image_size: int | None = None) -> None:
-    """``ValueError`` saying what was expected unless ``pixel_values`` is a valid batch."""
+    """``ValueError`` saying what was expected unless ``pixel_values`` is a valid batch.
+
+    Used in chapter 03, "5. The image processor: what happens to the pixels"."""
     if not isinstance(pixel_values, Tensor):
         raise ValueError(f"pixel_values must be a torch.Tensor, got {type(pixel_values).__name__}")
     if pixel_values.ndim != 4:
@@ -69,6 +71,8 @@ def patchify(pixel_values: Tensor, patch_size: int) -> Tensor:
     ``Conv2d(C, D, kernel_size=p, stride=p)`` reads its input, so
     ``patchify(x, p) @ conv.weight.reshape(D, -1).T + conv.bias`` equals the patch
     embedding ``conv(x).flatten(2).transpose(1, 2)``.
+
+    Built in chapter 03, "2. Patches: how a ViT reads an image".
     """
     if not isinstance(patch_size, int) or patch_size < 1:
         raise ValueError(f"patch_size must be a positive int, got {patch_size!r}")
@@ -82,7 +86,9 @@ def patchify(pixel_values: Tensor, patch_size: int) -> Tensor:
 
 def unpatchify(patches: Tensor, patch_size: int, image_size: int | tuple[int, int],
                num_channels: int = 3) -> Tensor:
-    """The inverse of :func:`patchify`: ``(B, N, C*p*p)`` back to ``(B, C, H, W)``."""
+    """The inverse of :func:`patchify`: ``(B, N, C*p*p)`` back to ``(B, C, H, W)``.
+
+    Used in chapter 03, "2. Patches: how a ViT reads an image"."""
     h, w = (image_size, image_size) if isinstance(image_size, int) else image_size
     b, p, c = patches.shape[0], patch_size, num_channels
     x = patches.reshape(b, h // p, w // p, c, p, p).permute(0, 3, 1, 4, 2, 5)
@@ -94,7 +100,9 @@ def unpatchify(patches: Tensor, patch_size: int, image_size: int | tuple[int, in
 
 @dataclass
 class VisionConfig:
-    """The fields of ``transformers.ViTConfig`` this ViT uses (a ``ViTConfig`` works too)."""
+    """The fields of ``transformers.ViTConfig`` this ViT uses (a ``ViTConfig`` works too).
+
+    Introduced in chapter 03, "4. Encoder blocks, and a ViT that matches `transformers.ViTModel`"."""
 
     image_size: int = 48
     patch_size: int = 16
@@ -121,7 +129,9 @@ class VisionConfig:
 
 
 class PatchEmbedding(nn.Module):
-    """A linear map of each flattened patch, written as a strided convolution."""
+    """A linear map of each flattened patch, written as a strided convolution.
+
+    Built in chapter 03, "3. Patch embedding, the `[CLS]` token and position embeddings"."""
 
     def __init__(self, cfg: VisionConfig):
         super().__init__()
@@ -134,7 +144,9 @@ class PatchEmbedding(nn.Module):
 
 
 class Attention(nn.Module):
-    """Multi-head self-attention with separate q/k/v projections (HF ViT's layout)."""
+    """Multi-head self-attention with separate q/k/v projections (HF ViT's layout).
+
+    Built in chapter 03, "4. Encoder blocks, and a ViT that matches `transformers.ViTModel`"."""
 
     def __init__(self, cfg: VisionConfig):
         super().__init__()
@@ -153,9 +165,9 @@ class Attention(nn.Module):
     def forward(self, x: Tensor, return_weights: bool = False):
         b, n, d = x.shape
         h = self.num_heads
-        q = self.q_proj(x).view(b, n, h, d // h).transpose(1, 2)  # (B, h, N, d/h)
-        k = self.k_proj(x).view(b, n, h, d // h).transpose(1, 2)  # (B, h, N, d/h)
-        v = self.v_proj(x).view(b, n, h, d // h).transpose(1, 2)  # (B, h, N, d/h)
+        q = self.q_proj(x).view(b, n, h, d // h).transpose(1, 2)  # (B, h, N, D/h)
+        k = self.k_proj(x).view(b, n, h, d // h).transpose(1, 2)  # (B, h, N, D/h)
+        v = self.v_proj(x).view(b, n, h, d // h).transpose(1, 2)  # (B, h, N, D/h)
         weights = torch.softmax(q @ k.transpose(-2, -1) / math.sqrt(d // h), dim=-1)  # (B, h, N, N)
         out = (weights @ v).transpose(1, 2).reshape(b, n, d)  # (B, N, D)
         out = self.o_proj(out)
@@ -163,6 +175,9 @@ class Attention(nn.Module):
 
 
 class MLP(nn.Module):
+    """The ViT block's MLP: ``fc1 -> GELU -> fc2`` (HF ViT's layout).
+
+    Built in chapter 03, "4. Encoder blocks, and a ViT that matches `transformers.ViTModel`"."""
     def __init__(self, cfg: VisionConfig):
         super().__init__()
         if cfg.hidden_act not in ("gelu", "gelu_tanh"):
@@ -176,7 +191,9 @@ class MLP(nn.Module):
 
 
 class Block(nn.Module):
-    """A pre-norm encoder block: x + attn(LN(x)), then x + mlp(LN(x))."""
+    """A pre-norm encoder block: x + attn(LN(x)), then x + mlp(LN(x)).
+
+    Built in chapter 03, "4. Encoder blocks, and a ViT that matches `transformers.ViTModel`"."""
 
     def __init__(self, cfg: VisionConfig):
         super().__init__()
@@ -197,6 +214,8 @@ class VisionTransformer(nn.Module):
     Token 0 is the ``[CLS]`` token; tokens ``1..N`` are the patches in row-major order.
     ``add_pooling_layer=True`` adds HF's pooler (``tanh(Linear(h_cls))``) used by
     :meth:`pool`. The parameter names follow ``transformers.ViTModel``.
+
+    Built in chapter 03, "4. Encoder blocks, and a ViT that matches `transformers.ViTModel`".
     """
 
     def __init__(self, config=None, add_pooling_layer: bool = False):
@@ -263,7 +282,7 @@ class VisionTransformer(nn.Module):
         if len(hf_layers) != len(self.layers):
             raise ValueError(f"the HF model has {len(hf_layers)} layers, this one {len(self.layers)}")
         for ours, theirs in zip(self.layers, hf_layers):
-            parts = _hf_layer_parts(theirs)
+            parts = hf_layer_parts(theirs)
             for name in ("q_proj", "k_proj", "v_proj", "o_proj"):
                 copies += _linear_pairs(getattr(ours.attention, name), parts[name])
             copies += _linear_pairs(ours.mlp.fc1, parts["fc1"]) + _linear_pairs(ours.mlp.fc2, parts["fc2"])
@@ -301,8 +320,10 @@ def _hf_layers(hf_model):
     return hf_model.encoder.layer
 
 
-def _hf_layer_parts(layer) -> dict:
-    """The linear layers of one HF ViT layer, in transformers 5 or 4 naming."""
+def hf_layer_parts(layer) -> dict:
+    """The linear layers of one HF ViT layer, in transformers 5 or 4 naming.
+
+    Used in chapter 03, "4. Encoder blocks, and a ViT that matches `transformers.ViTModel`"."""
     att = layer.attention
     if hasattr(att, "q_proj"):  # transformers >= 5
         return {"q_proj": att.q_proj, "k_proj": att.k_proj, "v_proj": att.v_proj,
@@ -315,13 +336,17 @@ def _hf_layer_parts(layer) -> dict:
 
 
 def count_parameters(model: nn.Module) -> int:
-    """The number of parameters of a model."""
+    """The number of parameters of a model.
+
+    Used in chapter 03, "1. A CNN feature extractor"."""
     return sum(p.numel() for p in model.parameters())
 
 
 def vit_num_parameters(image_size: int, patch_size: int, hidden_size: int, num_layers: int,
                        intermediate_size: int, num_channels: int = 3, pooler: bool = False) -> int:
-    """Parameters of a ViT encoder, counted by hand (what ``count_parameters`` returns)."""
+    """Parameters of a ViT encoder, counted by hand (what ``count_parameters`` returns).
+
+    Built in chapter 03, "4. Encoder blocks, and a ViT that matches `transformers.ViTModel`"."""
     d, n = hidden_size, (image_size // patch_size) ** 2
     embed = num_channels * patch_size**2 * d + d  # patch embedding (conv weight + bias)
     embed += d + (n + 1) * d  # [CLS] token + position embeddings (one per token)
@@ -341,6 +366,8 @@ class ConvEncoder(nn.Module):
     ``num_stages`` conv stages (3x3 conv, BatchNorm, ReLU, then 2x2 max-pool) halve the
     resolution each time; the final ``(B, D, H', W')`` map is read as ``N = H' W'``
     vectors in row-major order, like a ViT's patch tokens (there is no ``[CLS]``).
+
+    Built in chapter 03, "1. A CNN feature extractor".
     """
 
     def __init__(self, num_channels: int = 3, hidden_size: int = 64, widths=(32, 64),
@@ -370,7 +397,9 @@ class ConvEncoder(nn.Module):
 
 
 class ImageClassifier(nn.Module):
-    """An encoder (ViT or CNN) + mean pooling over its tokens + a linear head: ``(B, K)``."""
+    """An encoder (ViT or CNN) + mean pooling over its tokens + a linear head: ``(B, K)``.
+
+    Used in chapter 03, "7. CNN or ViT? The FAQ's question, measured"."""
 
     def __init__(self, encoder: nn.Module, hidden_size: int, num_classes: int):
         super().__init__()
@@ -394,6 +423,8 @@ def load_vision_encoder(name_or_path: str = SEED_VIT):
     processor (``ViTImageProcessor``) resizes, rescales to [0, 1] and normalizes. Offline
     (the course's default) a Hub name only works if it is already in the local cache;
     otherwise this raises an ``OSError`` that names the model and says what to do.
+
+    Built in chapter 03, "6. Loading a pretrained ViT, online and offline".
     """
     from transformers import ViTImageProcessor, ViTModel
 

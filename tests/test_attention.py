@@ -296,7 +296,7 @@ def test_other_bad_input():
         attention.split_heads(torch.randn(2, 3, 10), 3)
     with pytest.raises(ValueError, match=r"\(B, N, D\)"):
         attention.split_heads(torch.randn(3, 10), 2)
-    with pytest.raises(ValueError, match=r"\(B, H, N, d\)"):
+    with pytest.raises(ValueError, match=r"\(B, h, N, d\)"):
         attention.merge_heads(torch.randn(3, 10, 2))
     with pytest.raises(ValueError, match="divisible"):
         attention.MultiHeadAttention(10, 3)

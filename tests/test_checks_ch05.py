@@ -104,11 +104,9 @@ def test_llava_shape_mistakes_fail(answer, message):
         ch05.check_llava_shapes(answer)
 
 
-def test_not_attempted(capsys):
-    assert ch05.check_gated_block(make_block(todo=True)) is False
-    assert ch05.check_gated_block(None) is False
-    assert ch05.check_llava_shapes(None) is False
-    assert capsys.readouterr().out.count("not attempted") == 3
+def test_not_attempted(not_attempted):
+    not_attempted(ch05.check_gated_block(make_block(todo=True)), ch05.check_gated_block(None),
+                  ch05.check_llava_shapes(None))
 
 
 def test_student_crash_is_attributed():
@@ -116,9 +114,6 @@ def test_student_crash_is_attributed():
         ch05.check_gated_block(make_block(crash=True))
 
 
-def test_strict_mode_makes_not_attempted_an_error(monkeypatch):
-    from course_utils.checks import NotAttemptedError
-
-    monkeypatch.setenv("COURSE_STRICT_CHECKS", "1")
-    with pytest.raises(NotAttemptedError):
+def test_strict_mode_makes_not_attempted_an_error(strict_checks):
+    with pytest.raises(strict_checks):
         ch05.check_llava_shapes(None)

@@ -9,7 +9,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from course_utils.checks import CheckFailed, NotAttemptedError, StudentCodeError, ch07
+from course_utils.checks import CheckFailed, StudentCodeError, ch07
 
 
 def make_loss(normalize=True, both=True, average=True, divide=True, diagonal=True, detach=False,
@@ -122,11 +122,9 @@ def test_chance_loss_mistakes_fail(answer, message):
         ch07.check_chance_loss(answer)
 
 
-def test_not_attempted(capsys):
-    assert ch07.check_clip_loss(make_loss(todo=True)) is False
-    assert ch07.check_recall_at_k(make_recall(todo=True)) is False
-    assert ch07.check_chance_loss(None) is False
-    assert "[not attempted]" in capsys.readouterr().out
+def test_not_attempted(not_attempted):
+    not_attempted(ch07.check_clip_loss(make_loss(todo=True)),
+                  ch07.check_recall_at_k(make_recall(todo=True)), ch07.check_chance_loss(None))
 
 
 def test_student_bug_is_reported_as_theirs():
@@ -136,7 +134,6 @@ def test_student_bug_is_reported_as_theirs():
         ch07.check_recall_at_k(make_recall(crash=True))
 
 
-def test_strict_mode_makes_not_attempted_an_error(monkeypatch):
-    monkeypatch.setenv("COURSE_STRICT_CHECKS", "1")
-    with pytest.raises(NotAttemptedError):
+def test_strict_mode_makes_not_attempted_an_error(strict_checks):
+    with pytest.raises(strict_checks):
         ch07.check_chance_loss(None)

@@ -7,7 +7,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from course_utils.checks import CheckFailed, NotAttemptedError, StudentCodeError, ch08
+from course_utils.checks import CheckFailed, StudentCodeError, ch08
 
 # ---- exercise 1: gradient accumulation --------------------------------------------------
 
@@ -71,16 +71,14 @@ def test_step_mistakes_fail(mistake, match):
         ch08.check_accumulated_step(make_step(**mistake))
 
 
-def test_step_not_attempted_and_crash():
-    assert ch08.check_accumulated_step(make_step(todo=True)) is False
-    assert ch08.check_accumulated_step(None) is False
+def test_step_not_attempted_and_crash(not_attempted):
+    not_attempted(ch08.check_accumulated_step(make_step(todo=True)), ch08.check_accumulated_step(None))
     with pytest.raises(StudentCodeError, match="RuntimeError"):
         ch08.check_accumulated_step(make_step(crash=True))
 
 
-def test_strict_mode_raises_when_not_attempted(monkeypatch):
-    monkeypatch.setenv("COURSE_STRICT_CHECKS", "1")
-    with pytest.raises(NotAttemptedError):
+def test_strict_mode_raises_when_not_attempted(strict_checks):
+    with pytest.raises(strict_checks):
         ch08.check_accumulated_step(make_step(todo=True))
 
 

@@ -16,7 +16,7 @@ from course_utils.shipped import (
     evaluation_data,
     model_card,
 )
-from course_utils.world import data
+from course_utils.world import data, encoding
 
 NAME = "vqa-slot-read"
 MINILM = "vqa-slot-read-minilm"
@@ -157,5 +157,6 @@ def test_cards_record_the_current_recipes(name):
     card, recipe = model_card(name), RECIPES[name]
     assert card["recipe"] == {k: v for k, v in dataclasses.asdict(recipe).items() if k != "description"}
     if recipe.kind != CONTRASTIVE:
-        assert fusion.build_model(recipe.kind, **recipe.model_config).config == card["model_config"]
+        sizes = encoding.model_sizes(shipped.tokenizer_for(recipe.kind))  # as `reproduce` sizes it
+        assert fusion.build_model(recipe.kind, **sizes, **recipe.model_config).config == card["model_config"]
         assert card["parameters"] == sum(p.numel() for p in course_utils.load_pretrained(name).model.parameters())

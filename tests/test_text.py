@@ -80,6 +80,35 @@ def test_tokenizer_stats(tok):
     assert stats["unk_rate"] == pytest.approx(1 / (n + 1))
 
 
+def test_an_unbudgeted_vocabulary_is_canonical_and_keeps_every_word_whole():
+    tok = tokenization.train_wordpiece(CORPUS, vocab_size=None, alphabet=())
+    words = {w for line in CORPUS for w in tok.backend_tokenizer.pre_tokenizer.pre_tokenize_str(
+        tok.backend_tokenizer.normalizer.normalize_str(line))}  # fmt: skip
+    for (word, _) in words:
+        assert tok.tokenize(word) == [word]  # one token per word of the corpus
+    tokens = tok.convert_ids_to_tokens(list(range(len(tok))))
+    specials, rest = tokens[:5], tokens[5:]
+    assert specials == list(tokenization.SPECIAL_TOKENS)
+    chars = [t for t in rest if len(t) == 1]
+    cont = [t for t in rest if t.startswith("##")]
+    whole = [t for t in rest if len(t) > 1 and not t.startswith("##")]
+    assert rest == chars + cont + whole  # in that order, each sorted
+    assert all(group == sorted(group) for group in (chars, cont, whole))
+    assert all(len(t) == 3 for t in cont)  # no intermediate pieces
+    # an id depends on the corpus's words only: the same words in another order, same ids
+    again = tokenization.train_wordpiece(list(reversed(CORPUS)) * 2, vocab_size=None, alphabet=())
+    assert again.get_vocab() == tok.get_vocab()
+
+
+def test_the_world_tokenizer_is_the_same_trainer_on_the_complete_corpus():
+    tok = vocabulary.load_tokenizer(cache=False)
+    corpus = vocabulary.world_corpus(3000, complete=True)
+    assert tok.get_vocab() == tokenization.train_wordpiece(corpus, vocab_size=None, alphabet=()).get_vocab()
+    assert tok.unk_token_id not in tok(corpus, add_special_tokens=False)["input_ids"][0]
+    ids = tok(corpus, add_special_tokens=False)["input_ids"]
+    assert all(tok.unk_token_id not in row for row in ids)  # every text of every split
+
+
 def test_world_texts_are_reproducible():
     a, b = vocabulary.world_corpus(20, seed=3), vocabulary.world_corpus(20, seed=3)
     assert a == b and all(isinstance(t, str) and t for t in a)

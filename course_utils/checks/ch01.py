@@ -57,6 +57,9 @@ _LLAVA_TRAINABLE = {
     "the right: what must happen first to each, where do they meet, what comes out?",
 )
 def check_components(answer):
+    """Check Exercise 1: one role letter of :data:`ROLES` for each of :data:`COMPONENTS`.
+
+    Used in chapter 01, "Exercise 1 — Components and their roles (★☆☆, ~5 min)"."""
     expect_type(answer, dict, "your answer")
     missing = [c for c in COMPONENTS if c not in answer]
     if missing:
@@ -81,6 +84,9 @@ def check_components(answer):
     "Cross-attention returns one vector per query, and the queries come from the instruction.",
 )
 def check_pipeline_shapes(answer):
+    """Check Exercise 2: the shape of each tensor of :data:`PIPELINE`'s forward pass.
+
+    Used in chapter 01, "Exercise 2 — Tensor shapes through the pipeline (★★☆, ~10 min)"."""
     expect_type(answer, dict, "your answer")
     expected = _expected_shapes()
     missing = [k for k in _SHAPE_KEYS if k not in answer]
@@ -117,6 +123,9 @@ def check_pipeline_shapes(answer):
     "to follow instructions end to end. The CLIP encoder stays frozen throughout.",
 )
 def check_llava_stages(answer):
+    """Check Exercise 3: the parts of :data:`LLAVA_PARTS` that each LLaVA stage trains.
+
+    Used in chapter 01, "Exercise 3 — What LLaVA trains, stage by stage (★☆☆, ~5 min)"."""
     expect_type(answer, dict, "your answer")
     if set(answer) != set(_LLAVA_TRAINABLE):
         raise AssertionError(f"give the trainable parts for exactly {sorted(_LLAVA_TRAINABLE)}")

@@ -53,6 +53,9 @@ def _randn(*shape, seed: int) -> torch.Tensor:
     "that makes every exponent <= 0. Use the `dim` argument everywhere, with keepdim=True.",
 )
 def check_softmax(fn):
+    """Check Exercise 1: a softmax that sums to 1, never overflows and handles ``-inf``.
+
+    Used in chapter 02, "Exercise 1 — a stable softmax (★☆☆, ~5 min)"."""
     cases = [
         ("small scores, dim=-1", _randn(4, 7, seed=1), -1),
         ("scores around +1000 (exp overflows)", 1000 + 5 * _randn(3, 6, seed=2), -1),
@@ -117,6 +120,9 @@ def _entropy(w: torch.Tensor) -> float:
     "mask is False BEFORE the softmax; the softmax runs over the keys (the last dimension).",
 )
 def check_attention(fn):
+    """Check Exercise 2: ``(output, weights)`` of scaled dot-product attention, masks included.
+
+    Used in chapter 02, "Exercise 2 — scaled dot-product attention (★★☆, ~10 min)"."""
     for case, q, k, v, mask in _attention_cases():
         args = (q.clone(), k.clone(), v.clone())
         result = call_student(fn, *args) if mask is None else call_student(fn, *args, mask=mask)
@@ -170,6 +176,9 @@ def check_attention(fn):
     "then add two singleton axes for heads and queries with None or unsqueeze.",
 )
 def check_padding_mask(fn):
+    """Check Exercise 3: the ``(B, 1, 1, N)`` bool key padding mask from token ids.
+
+    Used in chapter 02, "Exercise 3 — a padding mask from token ids (★☆☆, ~5 min)"."""
     cases = [
         ("right padding, pad_id=0", torch.tensor([[5, 8, 3, 9, 0, 0], [7, 2, 0, 0, 0, 0]]), 0),
         ("no padding at all, pad_id=0", torch.tensor([[4, 4, 6], [1, 9, 2]]), 0),
@@ -206,6 +215,9 @@ def check_padding_mask(fn):
     "(reshape, not view, after a transpose).",
 )
 def check_heads(split_fn, merge_fn=None):
+    """Check Exercise 4: ``split_fn`` and its inverse ``merge_fn`` for attention heads.
+
+    Used in chapter 02, "Exercise 4 — splitting and merging heads (★★☆, ~10 min)"."""
     if is_placeholder(merge_fn):
         raise NotAttempted()
     for case, (B, N, D, H) in {
@@ -223,7 +235,7 @@ def check_heads(split_fn, merge_fn=None):
                 f"split_heads on case '{case}': the shape is right but the values are not; "
                 "head h of token n must hold the features h*d ... (h+1)*d - 1 of token n"
             )
-        # a contiguous (B, H, N, d) tensor, like the output of attention
+        # a contiguous (B, h, N, d) tensor, like the output of attention
         merged = call_student(merge_fn, expected.contiguous())
         expect_type(merged, torch.Tensor, f"merge_heads on case '{case}'")
         expect_shape(merged, x.shape, f"merge_heads on case '{case}'")
@@ -252,6 +264,9 @@ def _mha_reference(x, context, w_q, w_k, w_v, w_o, num_heads):
     "the head size d = D / H), merge the heads, then apply the output projection.",
 )
 def check_multi_head_attention(fn):
+    """Check Exercise 5: multi-head (self- or cross-) attention from raw weight matrices.
+
+    Used in chapter 02, "Exercise 5 — multi-head attention from its weights (★★★, ~15 min)"."""
     results = {}
     for case, (B, N_q, N_k, D, kv_dim, H, cross) in {
         "self-attention, one head": (2, 5, 5, 8, 8, 1, False),

@@ -29,6 +29,9 @@ def _patch_cases():
     "weight.reshape(D, -1): it reads a patch channel first, then rows, then columns.",
 )
 def check_patchify(fn):
+    """Check Exercise 1: ``(B, C, H, W)`` images cut into ``(B, N, C*p*p)`` patches, in a ViT's order.
+
+    Used in chapter 03, "Exercise 1 — Patchify an image (★☆☆, ~5 min)"."""
     import torch
 
     from course_utils.vision import patchify
@@ -77,6 +80,9 @@ def _reference_count(cfg: dict) -> dict:
     "D x D projections with biases and the two MLP layers; then the final LayerNorm.",
 )
 def check_vit_param_count(answer):
+    """Check Exercise 2: the parameter count of the ViT described by :data:`COUNT_CONFIG`.
+
+    Used in chapter 03, "Exercise 2 — Count a ViT's parameters (★★☆, ~10 min)"."""
     expect_type(answer, int, "your answer")
     r = _reference_count(COUNT_CONFIG)
     total = r["patch"] + r["cls"] + r["pos"] + r["layers"] * r["block"] + r["final_ln"]
@@ -116,7 +122,9 @@ def _processor_cases():
 
 
 def reference_preprocess(image, mean, std):
-    """What ``ViTImageProcessor(do_resize=False)`` does to an ``(H, W, 3)`` uint8 image."""
+    """What ``ViTImageProcessor(do_resize=False)`` does to an ``(H, W, 3)`` uint8 image.
+
+    Used in chapter 03, "Exercise 3 — Rescale and normalize like `ViTImageProcessor` (★☆☆, ~5 min)"."""
     import numpy as np
     import torch
 
@@ -132,6 +140,9 @@ def reference_preprocess(image, mean, std):
     "add a batch dimension.",
 )
 def check_preprocess(fn):
+    """Check Exercise 3: rescaling and normalisation of a uint8 image to ``(1, 3, H, W)``.
+
+    Used in chapter 03, "Exercise 3 — Rescale and normalize like `ViTImageProcessor` (★☆☆, ~5 min)"."""
     import torch
 
     for case, (img, mean, std) in _processor_cases().items():

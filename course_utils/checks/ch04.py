@@ -41,6 +41,9 @@ def _id_cases():
     "pad_id is 0) and convert the result to integers: 1 = real token, 0 = padding, shape (B, T).",
 )
 def check_attention_mask(fn):
+    """Check Exercise 1: the ``(B, T)`` 0/1 attention mask of a padded batch of ids.
+
+    Used in chapter 04, "Exercise 1 — an attention mask from a padded batch (★☆☆, ~5 min)"."""
     for case, ids, pad_id in _id_cases():
         m = call_student(fn, ids.clone(), pad_id)
         expected = ref.attention_mask_from_ids(ids, pad_id)
@@ -91,6 +94,9 @@ def _pool_cases():
     "of each row (the sum of the mask), not by T.",
 )
 def check_mean_pool(fn):
+    """Check Exercise 2: the mean of the hidden states over each row's real tokens.
+
+    Used in chapter 04, "Exercise 2 — masked mean pooling (★★☆, ~10 min)"."""
     for case, hidden, mask in _pool_cases():
         out = call_student(fn, hidden.clone(), mask.clone())
         expected = ref.mean_pool(hidden, mask)
@@ -152,6 +158,9 @@ def _reference_labels(ids, mask):
     "token is padding; put -100 there (cross_entropy's ignore_index).",
 )
 def check_lm_labels(fn):
+    """Check Exercise 3: next-token labels, ``-100`` where there is no next token.
+
+    Used in chapter 04, "Exercise 3 — next-token labels for a decoder (★★☆, ~10 min)"."""
     for case, ids, mask in _label_cases():
         labels = call_student(fn, ids.clone(), mask.clone())
         _, expected = _reference_labels(ids, mask)

@@ -51,6 +51,8 @@ def _variants(block: ref.GatedCrossAttentionBlock, x, image) -> dict:
     "x = x + tanh(mlp_gate) * mlp(norm2(x)).",
 )
 def check_gated_block(cls):
+    """Check Exercise 1: a Flamingo block class with tanh gates ``attn_gate``/``mlp_gate`` at 0.
+    Used in chapter 05, "Exercise 1 — Flamingo's gated cross-attention block (★★☆, ~10 min)"."""
     torch.manual_seed(0)
     block = call_student(cls, D, HEADS)
     expect_type(block, nn.Module, "your block")
@@ -126,7 +128,9 @@ BATCH, LENGTH = 8, 12
 
 
 def llava_shapes() -> dict:
-    """The true shapes, measured on the default ``llava_projection`` model."""
+    """The true shapes, measured on the default ``llava_projection`` model.
+
+    Used in chapter 05, "Exercise 2 — predict the shapes inside the LLaVA-style model (★☆☆, ~10 min)"."""
     torch.manual_seed(0)
     model = ref.build_model("llava_projection", vocab_size=300, num_answers=34)  # sizes do not change a shape
     c = model.cfg
@@ -161,6 +165,9 @@ def llava_shapes() -> dict:
     "mask covers both.",
 )
 def check_llava_shapes(answer):
+    """Check Exercise 2: the predicted shapes of :data:`LLAVA_SHAPE_KEYS` in ``llava_projection``.
+
+    Used in chapter 05, "Exercise 2 — predict the shapes inside the LLaVA-style model (★☆☆, ~10 min)"."""
     expect_type(answer, dict, "your answer")
     missing = [k for k in LLAVA_SHAPE_KEYS if k not in answer]
     if missing:

@@ -26,6 +26,9 @@ def _seeded(family: str, n: int, seed: int = 6, **world_kw) -> list[dict]:
     "(an empty dict matches every object) and return the count as a string, e.g. '3'.",
 )
 def check_count_answer(fn):
+    """Check Exercise 1: an answer function for counting programs, against the world's answers.
+
+    Used in chapter 06, "Exercise 1 — An independent answer for counting questions (★☆☆, ~10 min)"."""
     cases = _seeded("count", 150)
     # edge cases: a scene where nothing matches, and the total count ({} matches all)
     scene = scenes.make_scene(
@@ -61,6 +64,9 @@ def check_count_answer(fn):
     "ids with pad_id.",
 )
 def check_pad_batch(fn):
+    """Check Exercise 2: ``(input_ids, attention_mask)`` of right-padded sequences.
+
+    Used in chapter 06, "Exercise 2 — Pad a batch and build its attention mask (★☆☆, ~10 min)"."""
     import torch
 
     cases = {
@@ -94,7 +100,9 @@ def check_pad_batch(fn):
 
 
 def label_preserving(n_per_family: int = 60, seed: int = 0) -> set[str]:
-    """The augmentations that change no label on a seeded sample of every family."""
+    """The augmentations that change no label on a seeded sample of every family.
+
+    Used in chapter 06, "Exercise 3 — Pick the label-preserving augmentations (★☆☆, ~5 min)"."""
     world = programs.World(spatial_ops=tuple((op, 1.0) for op in programs.SPATIAL_OPS))
     examples = [
         questions.generate_question(random.Random(f"ch06:aug:{seed}:{f}:{i}"), f, world)
@@ -114,6 +122,9 @@ def label_preserving(n_per_family: int = 60, seed: int = 0) -> set[str]:
     "answer in any family. Give the names as a set of strings.",
 )
 def check_label_preserving(answer):
+    """Check Exercise 3: the set of augmentations that change no label.
+
+    Used in chapter 06, "Exercise 3 — Pick the label-preserving augmentations (★☆☆, ~5 min)"."""
     if isinstance(answer, str):
         raise AssertionError("give a set of augmentation names, not a single string")
     expect_type(answer, set | frozenset | list | tuple, "your answer")
@@ -140,6 +151,9 @@ def check_label_preserving(answer):
     "Words that merely contain them must not change.",
 )
 def check_flip_example(fn):
+    """Check Exercise 4: ``left``/``right`` swapped in an instruction and its answer.
+
+    Used in chapter 06, "Exercise 4 — Make the horizontal flip label-preserving (★★☆, ~15 min)"."""
     world = programs.World(spatial_ops=tuple((op, 1.0) for op in programs.SPATIAL_OPS))
     examples = [
         questions.generate_question(random.Random(f"ch06:flip:{i}"), programs.FAMILIES[i % 5], world)

@@ -75,6 +75,9 @@ _CLIP_MESSAGES = {
     "rows and over the columns.",
 )
 def check_clip_loss(fn):
+    """Check Exercise 1: CLIP's symmetric loss computed from raw (unnormalised) features.
+
+    Used in chapter 07, "Exercise 1 — CLIP's loss from raw features (★★☆, ~10 min)"."""
     cases = [
         ("8 random pairs, temperature 0.07", *_features(8, 16, 0), 0.07),
         ("5 partly aligned pairs, temperature 0.5", *_features(5, 12, 1, aligned=1.0), 0.5),
@@ -109,7 +112,9 @@ def check_clip_loss(fn):
 
 
 def recall_at_k(similarity: torch.Tensor, k: int) -> float:
-    """Reference: image->text Recall@K, ties not counted against the true pair."""
+    """Reference: image->text Recall@K, ties not counted against the true pair.
+
+    Used in chapter 07, "Exercise 2 — Recall@K (★☆☆, ~10 min)"."""
     right = similarity.diagonal()
     rank = (similarity > right[:, None]).sum(1)
     return (rank < k).float().mean().item()
@@ -157,6 +162,9 @@ def _similarities():
     "return the fraction of hits as a float. (torch.topk along the right axis works too.)",
 )
 def check_recall_at_k(fn):
+    """Check Exercise 2: image->text Recall@K of a similarity matrix, as a float.
+
+    Used in chapter 07, "Exercise 2 — Recall@K (★☆☆, ~10 min)"."""
     for sim in _similarities():
         n = sim.shape[0]
         for k in (1, 3, 5):
@@ -186,6 +194,9 @@ CHANCE_BATCH = 256
     "probability; what is -log of it? Both directions give the same number.",
 )
 def check_chance_loss(answer):
+    """Check Exercise 3: the contrastive loss of a model whose logits are all equal.
+
+    Used in chapter 07, "Exercise 3 — the loss of a model that knows nothing (★☆☆, ~5 min)"."""
     if isinstance(answer, torch.Tensor):
         answer = answer.item()
     expect_type(answer, (float, int), "your answer")

@@ -33,6 +33,8 @@ class ToyModel(nn.Module):
     It records, at every forward, whether it was in training mode and whether autograd was
     recording (``self.calls``), so a checker can see *how* it was called. ``dropout`` > 0
     makes train mode and eval mode give different outputs.
+
+    Used in chapter 08, "Exercise 1 — One optimizer step from several micro-batches (★★☆, ~15 min)".
     """
 
     def __init__(self, d_in: int = 6, classes: int = 4, dropout: float = 0.0, seed: int = 0):
@@ -49,11 +51,13 @@ class ToyModel(nn.Module):
     def forward(self, x):
         self.calls.append({"training": self.training, "grad": torch.is_grad_enabled(),
                            "n": len(x)})
-        return self.out(self.drop(torch.tanh(self.hidden(x))))  # (B, classes)
+        return self.out(self.drop(torch.tanh(self.hidden(x))))  # (B, A)
 
 
 def toy_batches(sizes, d_in: int = 6, classes: int = 4, seed: int = 0, scale: float = 3.0):
-    """A list of ``{"x": (n, d_in), "labels": (n,)}`` batches of the given sizes."""
+    """A list of ``{"x": (n, d_in), "labels": (n,)}`` batches of the given sizes.
+
+    Used in chapter 08, "Exercise 2 — Accuracy over a whole split (★☆☆, ~10 min)"."""
     g = torch.Generator().manual_seed(seed)
     return [{"x": torch.randn(n, d_in, generator=g) * scale,
              "labels": torch.randint(0, classes, (n,), generator=g)} for n in sizes]
@@ -97,6 +101,9 @@ def _step_case(sizes, clip_norm, seed):
     "weigh right); then clip the accumulated gradients and step once.",
 )
 def check_accumulated_step(fn):
+    """Check Exercise 1: one clipped optimizer step from gradients accumulated over micro-batches.
+
+    Used in chapter 08, "Exercise 1 — One optimizer step from several micro-batches (★★☆, ~15 min)"."""
     cases = [
         ("2 equal micro-batches, loose clipping", (8, 8), 100.0, 0),
         ("3 unequal micro-batches (8, 8, 3), loose clipping", (8, 8, 3), 100.0, 1),
@@ -165,6 +172,9 @@ def _reference_evaluate(model, batches):
     "over ALL batches, and divide once at the end (the last batch is smaller).",
 )
 def check_evaluate(fn):
+    """Check Exercise 2: accuracy over every batch of a split, in eval and inference mode.
+
+    Used in chapter 08, "Exercise 2 — Accuracy over a whole split (★☆☆, ~10 min)"."""
     cases = [
         ("batches of 32, 32 and a last one of 3", (32, 32, 3), 0),
         ("one batch of 10", (10,), 1),
@@ -214,6 +224,9 @@ def _logits_case(n, k, seed, scale=3.0):
     "averaged over the batch.",
 )
 def check_label_smoothing(fn):
+    """Check Exercise 3: label-smoothed cross-entropy, averaged over the batch.
+
+    Used in chapter 08, "Exercise 3 — Label smoothing from scratch (★★☆, ~10 min)"."""
     cases = [
         ("8 examples, 5 classes, eps 0.1", *_logits_case(8, 5, 0), 0.1),
         ("16 examples, 34 classes, eps 0.2", *_logits_case(16, 34, 1), 0.2),

@@ -42,6 +42,9 @@ def _reference_from_confusion(cm):
     "all decisions first, so it is the diagonal's share of the total.",
 )
 def check_prf_from_confusion(fn):
+    """Check Exercise 1: per-class precision, recall, F1 and the macro/micro F1 of a confusion matrix.
+
+    Used in chapter 09, "Exercise 1 — Precision, recall and F1 from a confusion matrix (★★☆, ~10 min)"."""
     import torch
 
     for case, cm in _confusion_cases().items():
@@ -94,6 +97,9 @@ def _bootstrap_cases() -> dict:
     "1-(1-level)/2 quantiles of those means (torch.quantile wants fractions, not percents).",
 )
 def check_bootstrap(fn):
+    """Check Exercise 2: a percentile bootstrap interval ``(low, high)`` of a mean.
+
+    Used in chapter 09, "Exercise 2 — A percentile bootstrap confidence interval (★★☆, ~10 min)"."""
     import torch
 
     from course_utils import metrics

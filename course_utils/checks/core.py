@@ -32,23 +32,33 @@ STRICT_ENV = "COURSE_STRICT_CHECKS"
 
 
 class CheckFailed(AssertionError):
-    """The student's answer is wrong; the message says what is wrong."""
+    """The student's answer is wrong; the message says what is wrong.
+
+    Introduced in chapter 01, "8. How this course works"."""
 
 
 class NotAttemptedError(AssertionError):
-    """Raised instead of a note when ``COURSE_STRICT_CHECKS=1`` (grading)."""
+    """Raised instead of a note when ``COURSE_STRICT_CHECKS=1`` (grading).
+
+    Introduced in chapter 01, "8. How this course works"."""
 
 
 class StudentCodeError(Exception):
-    """The student's own code raised while the checker ran it."""
+    """The student's own code raised while the checker ran it.
+
+    Introduced in chapter 01, "8. How this course works"."""
 
 
 class NotAttempted(Exception):
-    pass
+    """Internal signal: the exercise still holds its placeholder (reported as not attempted).
+
+    Introduced in chapter 01, "8. How this course works"."""
 
 
 def is_placeholder(obj) -> bool:
-    """True for the placeholders an unattempted exercise leaves: ``None`` and ``...``."""
+    """True for the placeholders an unattempted exercise leaves: ``None`` and ``...``.
+
+    Introduced in chapter 01, "8. How this course works"."""
     return obj is None or obj is Ellipsis
 
 
@@ -58,7 +68,9 @@ def _student_frame(tb) -> traceback.FrameSummary | None:
 
 
 def call_student(fn: Callable, *args, **kwargs):
-    """Call the student's ``fn``; turn their exceptions into clear, attributed errors."""
+    """Call the student's ``fn``; turn their exceptions into clear, attributed errors.
+
+    Introduced in chapter 01, "8. How this course works"."""
     try:
         return fn(*args, **kwargs)
     except NotImplementedError as exc:
@@ -77,7 +89,9 @@ def call_student(fn: Callable, *args, **kwargs):
 
 
 def checker(title: str, hint: str | None = None):
-    """Decorate a check function ``check(answer, ...)`` that raises ``AssertionError``."""
+    """Decorate a check function ``check(answer, ...)`` that raises ``AssertionError``.
+
+    Introduced in chapter 01, "8. How this course works"."""
 
     def deco(check: Callable):
         @functools.wraps(check)
@@ -122,6 +136,9 @@ def _record(title: str, outcome: str) -> None:
 
 
 def expect_type(obj, types, what: str) -> None:
+    """``AssertionError`` naming ``what`` unless ``obj`` is an instance of ``types``.
+
+    Introduced in chapter 01, "8. How this course works"."""
     if not isinstance(obj, types):
         names = (
             " or ".join(t.__name__ for t in types) if isinstance(types, tuple) else types.__name__
@@ -130,13 +147,18 @@ def expect_type(obj, types, what: str) -> None:
 
 
 def expect_shape(tensor, shape, what: str) -> None:
+    """``AssertionError`` naming ``what`` unless ``tensor.shape`` equals ``shape``.
+
+    Introduced in chapter 01, "8. How this course works"."""
     actual = tuple(getattr(tensor, "shape", ()))
     if actual != tuple(shape):
         raise AssertionError(f"{what} has shape {actual}, expected {tuple(shape)}")
 
 
 def expect_close(actual, expected, case: str, atol: float = 1e-5, rtol: float = 1e-4) -> None:
-    """Compare tensors on a named case; the message gives the size of the error only."""
+    """Compare tensors on a named case; the message gives the size of the error only.
+
+    Introduced in chapter 01, "8. How this course works"."""
     import torch
 
     expect_type(actual, torch.Tensor, f"the result on case '{case}'")

@@ -3,7 +3,7 @@
 Five small models with one interface, built by :func:`build_model`::
 
     model = build_model("gated_cross_attention")       # the course's default size
-    logits = model(pixel_values, input_ids, attention_mask)   # (B, num_answers)
+    logits = model(pixel_values, input_ids, attention_mask)   # (B, A)
 
 =========================  ==========================================================
 ``cross_attention``        the source document's design, corrected: instruction tokens
@@ -115,7 +115,7 @@ def build_model(kind: str = "cross_attention", **config) -> FusionModel:
     ``num_answers`` are required (``**world.encoding.model_sizes()`` gives the world's).
     ``build_model(**model.config)`` rebuilds a model (e.g. before ``load_checkpoint``).
 
-    Built in chapter 05, "One interface, five families".
+    Built in chapter 05, "4. Four other ways to fuse".
     """
     if kind not in MODELS:
         raise ValueError(f"unknown fusion kind {kind!r}; known kinds: {', '.join(MODELS)}")
@@ -130,7 +130,9 @@ def build_model(kind: str = "cross_attention", **config) -> FusionModel:
 
 def trace_shapes(model: nn.Module, *args, **kwargs) -> list[tuple[str, tuple]]:
     """Run ``model`` once and list ``(submodule name, output shape)`` for its direct
-    children and their children, in call order (a forward hook on each)."""
+    children and their children, in call order (a forward hook on each).
+
+    Used in chapter 05, "5. Side by side: parameters, latency, shapes"."""
     rows, hooks = [], []
     for name, module in model.named_modules():
         if name and name.count(".") <= 1 and not isinstance(module, nn.ModuleList):

@@ -1,5 +1,6 @@
 """The parts every fusion model shares: an MLP, self-, cross- and gated cross-attention blocks,
-the image encoder and the instruction encoder (chapter 05, "The shared encoders")."""
+the image encoder and the instruction encoder (chapter 05,
+"3. Residual, normalisation, and a real block")."""
 
 from __future__ import annotations
 
@@ -15,12 +16,17 @@ from course_utils.vision import PatchEmbedding, VisionConfig
 
 
 class MLP(nn.Sequential):
+    """``Linear(d, ratio*d) -> GELU -> Linear(ratio*d, out or d)``, applied to each token.
+
+    Used in chapter 05, "3. Residual, normalisation, and a real block"."""
     def __init__(self, d: int, ratio: int = 2, out: int | None = None):
         super().__init__(nn.Linear(d, ratio * d), nn.GELU(), nn.Linear(ratio * d, out or d))
 
 
 class SelfAttentionBlock(nn.Module):
-    """Pre-norm Transformer block: ``x + attn(LN(x))``, ``x + mlp(LN(x))``; padding masked."""
+    """Pre-norm Transformer block: ``x + attn(LN(x))``, ``x + mlp(LN(x))``; padding masked.
+
+    Used in chapter 05, "4. Four other ways to fuse"."""
 
     def __init__(self, d: int, heads: int, ratio: int = 2, dropout: float = 0.0):
         super().__init__()
@@ -35,7 +41,9 @@ class SelfAttentionBlock(nn.Module):
 
 
 class CrossAttentionBlock(nn.Module):
-    """Text tokens read the image: ``x + xattn(LN(x), img)``, then ``x + mlp(LN(x))``."""
+    """Text tokens read the image: ``x + xattn(LN(x), img)``, then ``x + mlp(LN(x))``.
+
+    Built in chapter 05, "3. Residual, normalisation, and a real block"."""
 
     def __init__(self, d: int, heads: int, ratio: int = 2, vision_dim: int | None = None):
         super().__init__()
@@ -55,6 +63,9 @@ class GatedCrossAttentionBlock(CrossAttentionBlock):
 
     Both gates start at 0, so at initialisation the block is the identity: the language
     path is untouched, and the image is let in gradually as the gates open.
+
+    Introduced in chapter 05, "4. Four other ways to fuse"; built in
+    chapter 05, "Exercise 1 — Flamingo's gated cross-attention block (★★☆, ~10 min)".
     """
 
     def __init__(self, d: int, heads: int, ratio: int = 2, vision_dim: int | None = None):
@@ -74,6 +85,8 @@ class ImageEncoder(nn.Module):
 
     Position = a learned row embedding + a learned column embedding (2-D, so "left of"
     is the same direction on every row), then ``vision_layers`` ViT blocks and a LayerNorm.
+
+    Used in chapter 05, "3. Residual, normalisation, and a real block".
     """
 
     def __init__(self, cfg: FusionConfig):
@@ -98,7 +111,9 @@ class ImageEncoder(nn.Module):
 
 
 class InstructionEncoder(nn.Module):
-    """``input_ids (B, T)`` -> ``(B, T, D)``: embeddings + ``text_layers`` masked blocks."""
+    """``input_ids (B, T)`` -> ``(B, T, D)``: embeddings + ``text_layers`` masked blocks.
+
+    Used in chapter 05, "3. Residual, normalisation, and a real block"."""
 
     def __init__(self, cfg: FusionConfig):
         super().__init__()

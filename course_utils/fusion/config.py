@@ -11,7 +11,7 @@ class FusionConfig:
     tokenizer's ``vocab_size`` and ``pad_token_id`` and the number of answers
     (``world.encoding.model_sizes()`` gives the world's).
 
-    Built in chapter 05, "One interface, five families"."""
+    Introduced in chapter 05, "3. Residual, normalisation, and a real block"."""
 
     vocab_size: int | None = None  # tokens the instruction encoder embeds (the tokenizer's)
     num_answers: int | None = None  # classes of the answer head
@@ -45,7 +45,7 @@ def make_config(**config) -> FusionConfig:
     (the caller knows its data: ``world.encoding.model_sizes()``); unknown fields and bad
     values raise ``ValueError`` naming them.
 
-    Built in chapter 05, "One interface, five families"."""
+    Used in chapter 05, "3. Residual, normalisation, and a real block"."""
     known = {f.name for f in fields(FusionConfig)}
     unknown = sorted(set(config) - known)
     if unknown:

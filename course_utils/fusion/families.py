@@ -25,7 +25,9 @@ from course_utils.vision import check_pixel_values
 
 
 class FusionModel(nn.Module):
-    """What the five models share: the config, the encoders, input checks and the head."""
+    """What the five models share: the config, the encoders, input checks and the head.
+
+    Introduced in chapter 05, "4. Four other ways to fuse"."""
 
     kind = ""
 
@@ -46,7 +48,7 @@ class FusionModel(nn.Module):
     def forward(self, pixel_values: Tensor, input_ids: Tensor,
                 attention_mask: Tensor | None = None) -> Tensor:
         attention_mask = self.check_inputs(pixel_values, input_ids, attention_mask)
-        return self.fuse(pixel_values, input_ids, attention_mask)  # (B, num_answers)
+        return self.fuse(pixel_values, input_ids, attention_mask)  # (B, A)
 
     def fuse(self, pixel_values: Tensor, input_ids: Tensor, attention_mask: Tensor) -> Tensor:
         raise NotImplementedError
@@ -77,11 +79,13 @@ class FusionModel(nn.Module):
         return attention_mask
 
     def head(self, pooled: Tensor) -> Tensor:
-        return self.classifier(self.norm(pooled))  # (B, num_answers)
+        return self.classifier(self.norm(pooled))  # (B, A)
 
 
 class CrossAttentionFusion(FusionModel):
-    """The source's ``VisualInstructionTuningModel``, corrected (see chapter 05)."""
+    """The source's ``VisualInstructionTuningModel``, corrected (see chapter 05).
+
+    Built in chapter 05, "3. Residual, normalisation, and a real block"."""
 
     kind = "cross_attention"
 
@@ -96,7 +100,7 @@ class CrossAttentionFusion(FusionModel):
         x = self.text_encoder(input_ids, attention_mask)  # (B, T, D)
         for block in self.fusion:
             x = block(x, image)  # (B, T, D): each instruction token read the image
-        return self.head(mean_pool(x, attention_mask))  # (B, D) -> (B, num_answers)
+        return self.head(mean_pool(x, attention_mask))  # (B, D) -> (B, A)
 
 
 class GatedCrossAttentionFusion(FusionModel):
@@ -104,6 +108,8 @@ class GatedCrossAttentionFusion(FusionModel):
 
     With every gate at 0 (as initialised), the logits do not depend on the image at all:
     the model is exactly its text-only path, :meth:`text_only`.
+
+    Introduced in chapter 05, "4. Four other ways to fuse".
     """
 
     kind = "gated_cross_attention"
@@ -122,10 +128,10 @@ class GatedCrossAttentionFusion(FusionModel):
         for xattn, lm in zip(self.xattn, self.lm):
             x = xattn(x, image)  # (B, T, D): the gate decides how much image gets in
             x = lm(x, attention_mask)  # (B, T, D): the "language model" layer
-        return self.head(mean_pool(x, attention_mask))  # (B, num_answers)
+        return self.head(mean_pool(x, attention_mask))  # (B, A)
 
     def text_only(self, input_ids: Tensor, attention_mask: Tensor | None = None) -> Tensor:
-        """The same network with every cross-attention block removed: ``(B, num_answers)``."""
+        """The same network with every cross-attention block removed: ``(B, A)``."""
         if attention_mask is None:
             attention_mask = (input_ids != self.cfg.pad_token_id).long()
         x = self.text_encoder(input_ids, attention_mask)  # (B, T, D)
@@ -145,6 +151,8 @@ class LlavaProjectionFusion(FusionModel):
     ``[image tokens (N_img); instruction tokens (T)]`` -> ``fusion_layers`` self-attention
     blocks; image tokens are always attended, padding never. (LLaVA's LLM is a causal
     decoder that generates the answer; here an encoder reads it out as a class.)
+
+    Introduced in chapter 05, "4. Four other ways to fuse".
     """
 
     kind = "llava_projection"
@@ -165,7 +173,7 @@ class LlavaProjectionFusion(FusionModel):
         mask = torch.cat([image_mask, attention_mask], dim=1)  # (B, N_img + T)
         for block in self.blocks:
             x = block(x, mask)  # (B, N_img + T, D)
-        return self.head(mean_pool(x, mask))  # (B, num_answers)
+        return self.head(mean_pool(x, mask))  # (B, A)
 
 
 class QFormerFusion(FusionModel):
@@ -173,6 +181,8 @@ class QFormerFusion(FusionModel):
     ``[queries (K); instruction (T)]`` goes through ``fusion_layers`` self-attention blocks.
 
     However many image tokens there are, the rest of the model sees K of them.
+
+    Introduced in chapter 05, "4. Four other ways to fuse".
     """
 
     kind = "qformer"
@@ -195,7 +205,7 @@ class QFormerFusion(FusionModel):
         mask = torch.cat([attention_mask.new_ones(q.shape[:2]), attention_mask], dim=1)  # (B, K + T)
         for block in self.blocks:
             x = block(x, mask)  # (B, K + T, D)
-        return self.head(mean_pool(x, mask))  # (B, num_answers)
+        return self.head(mean_pool(x, mask))  # (B, A)
 
 
 class LateFusion(FusionModel):
@@ -203,6 +213,8 @@ class LateFusion(FusionModel):
 
     ``[v; t; v * t]`` (concatenation plus the elementwise product) -> MLP -> classifier.
     No instruction token ever looks at a particular image cell.
+
+    Introduced in chapter 05, "4. Four other ways to fuse".
     """
 
     kind = "late_fusion"
@@ -216,6 +228,6 @@ class LateFusion(FusionModel):
     def fuse(self, pixel_values, input_ids, attention_mask):
         v = self.image_encoder(pixel_values).mean(1)  # (B, D): the whole image, pooled
         t = mean_pool(self.text_encoder(input_ids, attention_mask), attention_mask)  # (B, D)
-        return self.head(self.combine(torch.cat([v, t, v * t], dim=-1)))  # (B, num_answers)
+        return self.head(self.combine(torch.cat([v, t, v * t], dim=-1)))  # (B, A)
 
 

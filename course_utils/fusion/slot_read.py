@@ -1,7 +1,8 @@
 """``slot_read``: a relational reader that makes the world's spatial questions learnable
 (explicit grid coordinates, slots read from the instruction, two reads of the grid,
 pairwise position differences), and ``slot_read_minilm``, whose words are the frozen
-all-MiniLM-L6-v2's features (chapter 08, "The main run"; chapter 09)."""
+all-MiniLM-L6-v2's features (chapter 08, "3. The main run: stage 2 to ≥ 93 %"; chapter 09,
+"6. Generalisation (FAQ 9.3)")."""
 
 from __future__ import annotations
 
@@ -17,7 +18,9 @@ from course_utils.text import mean_pool
 
 
 def grid_coordinates(grid: int) -> Tensor:
-    """``(grid*grid, 2*grid + 2)``: row one-hot, column one-hot, row and column in [-1, 1]."""
+    """``(grid*grid, 2*grid + 2)``: row one-hot, column one-hot, row and column in [-1, 1].
+
+    Used in chapter 08, "3. The main run: stage 2 to ≥ 93 %"."""
     rows = torch.arange(grid).repeat_interleave(grid)  # row-major cells
     cols = torch.arange(grid).repeat(grid)
     one_hot = torch.cat([nn.functional.one_hot(rows, grid), nn.functional.one_hot(cols, grid)], 1)
@@ -42,6 +45,8 @@ class SlotReadFusion(FusionModel):
 
     Not one of chapter 05's five families (:data:`KINDS`): a design measured for the data
     world's spatial questions (see chapter 08), built with the same interface.
+
+    Used in chapter 08, "3. The main run: stage 2 to ≥ 93 %".
     """
 
     kind = "slot_read"
@@ -141,7 +146,7 @@ class SlotReadFusion(FusionModel):
         features = torch.cat([slots.flatten(1), *[r.flatten(1) for r in reads], text, *diffs], 1)
         z = nn.functional.gelu(self.hidden(features))
         z = z * (1 + self.gate(torch.cat([slots.flatten(1), text], 1)))  # question-gated
-        return self.classifier(nn.functional.gelu(z)), read_weights  # (B, num_answers)
+        return self.classifier(nn.functional.gelu(z)), read_weights  # (B, A)
 
 
 class MiniLMSlotReadFusion(SlotReadFusion):
@@ -154,6 +159,8 @@ class MiniLMSlotReadFusion(SlotReadFusion):
     (``vocab_size`` 30,522). MiniLM's weights are not part of the state dict; only the
     0.55 M trained parameters are saved. (Adding MiniLM's pooled sentence embedding to every
     word was tried and measured no better on unseen phrasings.)
+
+    Used in chapter 09, "6. Generalisation (FAQ 9.3)".
     """
 
     kind = "slot_read_minilm"

@@ -7,7 +7,9 @@ from __future__ import annotations
 
 
 def to_numpy(x):
-    """A tensor (any device, any dtype) or array-like as a NumPy array, for matplotlib."""
+    """A tensor (any device, any dtype) or array-like as a NumPy array, for matplotlib.
+
+    Used in chapter 02, "4. Masks: padding and causality"."""
     import numpy as np
 
     if hasattr(x, "detach"):
@@ -22,6 +24,8 @@ def attention_heatmap(weights, x_labels=None, y_labels=None, title=None, ax=None
 
     ``weights``: a 2-d tensor or array ``(N_q, N_k)``. Labels are optional lists of
     strings; a boolean mask is drawn white (allowed) on black (blocked).
+
+    Used in chapter 02, "4. Masks: padding and causality".
     """
     import matplotlib.pyplot as plt
 
@@ -60,6 +64,8 @@ def patch_attention(image, weights, grid: int, row_titles=None, col_titles=None,
     for one row. In each panel the patch with the most weight is fully lit and the others
     are darkened in proportion (uniform weights leave the whole image lit); the panel's
     largest weight is written under it.
+
+    Used in chapter 02, "6. Self-attention and cross-attention: the source document's `CrossAttention`, corrected".
     """
     import matplotlib.pyplot as plt
     import numpy as np
@@ -105,6 +111,8 @@ def learning_curves(histories, labels=None, metric: str = "accuracy", title=None
     """Training loss and validation ``metric`` against steps for one or more histories.
 
     ``histories``: a :class:`course_utils.training.History` or a list of them.
+
+    Used in chapter 04, "4. A small BERT-style encoder and masked mean pooling".
     """
     import matplotlib.pyplot as plt
     import numpy as np
@@ -141,6 +149,8 @@ def failure_grid(images, weights, captions, grid: int, ncols: int = 4, size: flo
     ``images``: PIL images or ``(H, W, 3)`` arrays; ``weights``: ``(N, grid*grid)`` (row-major
     cells, e.g. a model's read weights); ``captions``: one string per example (instruction,
     answer, prediction). The most-attended cell is fully lit, the others darkened in proportion.
+
+    Used in chapter 09, "5. Error analysis: look at the failures, then measure what they share".
     """
     import textwrap
 

@@ -68,6 +68,8 @@ def pipeline_diagram(kind: str = "cross_attention", ax=None):
 
     ``kind``: ``"cross_attention"`` (the seed's model), ``"llava"``, ``"flamingo"`` or
     ``"qformer"``. Blue boxes are usually frozen (pretrained), orange ones are trained.
+
+    Used in chapter 01, "4. The building blocks, and where you build each one".
     """
     import matplotlib.pyplot as plt
     from matplotlib.patches import FancyBboxPatch

@@ -14,6 +14,8 @@ def patch_grid(image, patch_size: int, title=None, max_tiles: int = 64):
     ``image``: a PIL image or an ``(H, W, 3)`` array whose sides are multiples of
     ``patch_size``. The right panel lays the patches out as the sequence a ViT reads
     (row-major), numbered; at most ``max_tiles`` are shown.
+
+    Used in chapter 03, "2. Patches: how a ViT reads an image".
     """
     import matplotlib.pyplot as plt
     import numpy as np
@@ -58,6 +60,8 @@ def position_similarity(position_embeddings, grid: int, title=None, size: float 
     ``position_embeddings``: ``(N, D)`` or ``(1, N, D)`` for the ``N = grid*grid`` patches
     (drop the ``[CLS]`` position first). Panel ``(r, c)`` shows, as a ``grid x grid`` map,
     how similar patch ``(r, c)``'s embedding is to every patch's (as in Dosovitskiy et al.).
+
+    Used in chapter 03, "7. CNN or ViT? The FAQ's question, measured".
     """
     import matplotlib.pyplot as plt
     import numpy as np
@@ -84,6 +88,8 @@ def pixel_histograms(arrays, labels, title=None, bins: int = 60):
     """Per-channel histograms of pixel values, one panel per array (e.g. before/after a processor).
 
     ``arrays``: a list of ``(H, W, 3)`` or ``(3, H, W)`` arrays/tensors.
+
+    Used in chapter 03, "5. The image processor: what happens to the pixels".
     """
     import matplotlib.pyplot as plt
     import numpy as np
@@ -112,6 +118,8 @@ def accuracy_vs_data(sizes, results: dict, chance: float | None = None, title=No
     """Test accuracy against training-set size (log x axis), one line per model.
 
     ``results``: ``{model name: [accuracy for each size]}``.
+
+    Used in chapter 03, "7. CNN or ViT? The FAQ's question, measured".
     """
     import matplotlib.pyplot as plt
 
@@ -142,6 +150,8 @@ def similarity_matrices(matrices, titles, group_sizes, group_names=None, vmin=-0
 
     ``matrices``: list of ``(N, N)`` tensors/arrays in the same row order; ``group_sizes``:
     the number of consecutive rows in each group (paraphrases of one instruction).
+
+    Used in chapter 04, "5. A real pretrained encoder, offline".
     """
     import matplotlib.pyplot as plt
     import numpy as np

@@ -12,6 +12,8 @@ def show_examples(images, captions=None, ncols: int = 4, size: float = 2.4, titl
     """A grid of images, each with its (wrapped) caption below, e.g. instruction -> answer.
 
     ``images``: PIL images or ``(H, W, 3)`` arrays; small images are shown with sharp pixels.
+
+    Used in chapter 01, "3. What visual instruction tuning is".
     """
     import textwrap
 
@@ -42,6 +44,8 @@ def bar_panels(panels: dict, ncols: int = 3, title=None, ylabel: str = "fraction
     """One bar chart per panel: ``{panel name: {bar label: value}}`` (e.g. answers per family).
 
     ``hline``: ``{panel name: value}`` draws a dashed reference line (e.g. chance).
+
+    Used in chapter 06, "3. Honest answers: statistics and a blind baseline".
     """
     import matplotlib.pyplot as plt
 
@@ -69,7 +73,9 @@ def bar_panels(panels: dict, ncols: int = 3, title=None, ylabel: str = "fraction
 
 
 def grouped_bars(table: dict, title=None, ylabel: str = "accuracy", ylim=(0, 1.05), fmt="{:.0%}"):
-    """Bars grouped by row: ``{group: {series: value}}`` (e.g. family -> majority/blind)."""
+    """Bars grouped by row: ``{group: {series: value}}`` (e.g. family -> majority/blind).
+
+    Used in chapter 06, "3. Honest answers: statistics and a blind baseline"."""
     import matplotlib.pyplot as plt
     import numpy as np
 
@@ -96,7 +102,9 @@ def grouped_bars(table: dict, title=None, ylabel: str = "accuracy", ylim=(0, 1.0
 
 
 def table_heatmap(values, row_labels, col_labels, title=None, fmt="{:.0%}", cmap="Reds", vmax=None):
-    """A matrix of numbers as a coloured table (e.g. augmentation x family label breakage)."""
+    """A matrix of numbers as a coloured table (e.g. augmentation x family label breakage).
+
+    Used in chapter 06, "9. Which augmentations preserve labels? (seed 9.2)"."""
     import matplotlib.pyplot as plt
     import numpy as np
 
@@ -123,6 +131,8 @@ def retrieval_curves(history: dict, chance: float | None = None, title=None):
 
     ``history``: ``{"step": [...], "loss_step": [...], "loss": [...], "temperature": [...],
     and one list per "image_to_text@K" / "text_to_image@K" key}`` (eval points share ``step``).
+
+    Used in chapter 07, "4. Training on captions".
     """
     import matplotlib.pyplot as plt
     import numpy as np

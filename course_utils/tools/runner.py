@@ -70,49 +70,18 @@ def execute_notebook(
 ) -> ChapterResult:
     """Run one notebook in a fresh kernel; write ``executed/`` and ``html/`` copies."""
     import nbformat
-    from nbclient import NotebookClient
-    from tqdm.auto import tqdm
 
     path = Path(path)
     nb = nbformat.read(str(path), as_version=4)
-    n_code = sum(c.cell_type == "code" for c in nb.cells)
     (build_dir / "executed").mkdir(parents=True, exist_ok=True)
     results_file = Path(tempfile.mkstemp(prefix="course-results-", suffix=".json")[1])
     results_file.unlink()
-    bar = tqdm(total=n_code, desc=path.stem, unit="cell", leave=False, disable=not progress)
-
-    def on_done(cell, cell_index, **_):
-        if cell.cell_type == "code":
-            bar.update(1)
-
-    client = NotebookClient(
-        nb,
-        timeout=timeout,
-        kernel_name="python3",
-        allow_errors=allow_errors,
-        resources={"metadata": {"path": str(path.parent.resolve())}},
-        on_cell_executed=on_done,
-    )
     env = {**OFFLINE_ENV, RESULTS_ENV: str(results_file), **(extra_env or {})}
-    start = time.perf_counter()
-    error = ""
-    with _env(env):
-        try:
-            client.execute(stderr=subprocess.DEVNULL)  # the kernel's own log lines are noise
-        except Exception as exc:  # CellExecutionError, timeouts, dead kernels
-            error = _error_line(exc)
-    seconds = time.perf_counter() - start
-    bar.close()
+    error, seconds = _run_cells(nb, path, env, timeout, allow_errors, progress)
     data = json.loads(results_file.read_text()) if results_file.exists() else {}
     results_file.unlink(missing_ok=True)
     if allow_errors and not error:
-        for cell in nb.cells:
-            for out in cell.get("outputs", []):
-                if out.get("output_type") == "error":
-                    error = f"{out.get('ename')}: {out.get('evalue', '')}"[:200]
-                    break
-            if error:
-                break
+        error = _first_cell_error(nb)
     executed = build_dir / "executed" / path.name
     nbformat.write(nb, str(executed))
     html_path = ""
@@ -128,6 +97,49 @@ def execute_notebook(
         executed=str(executed),
         html=html_path,
     )
+
+
+def _run_cells(nb, path: Path, env: dict[str, str], timeout: int, allow_errors: bool,
+               progress: bool) -> tuple[str, float]:
+    """Execute ``nb`` in place with ``env`` set, a progress bar over its code cells; returns
+    ``(the error line or "", seconds)``."""
+    from nbclient import NotebookClient
+    from tqdm.auto import tqdm
+
+    n_code = sum(c.cell_type == "code" for c in nb.cells)
+    bar = tqdm(total=n_code, desc=path.stem, unit="cell", leave=False, disable=not progress)
+
+    def on_done(cell, cell_index, **_):
+        if cell.cell_type == "code":
+            bar.update(1)
+
+    client = NotebookClient(
+        nb,
+        timeout=timeout,
+        kernel_name="python3",
+        allow_errors=allow_errors,
+        resources={"metadata": {"path": str(path.parent.resolve())}},
+        on_cell_executed=on_done,
+    )
+    start = time.perf_counter()
+    error = ""
+    with _env(env):
+        try:
+            client.execute(stderr=subprocess.DEVNULL)  # the kernel's own log lines are noise
+        except Exception as exc:  # CellExecutionError, timeouts, dead kernels
+            error = _error_line(exc)
+    seconds = time.perf_counter() - start
+    bar.close()
+    return error, seconds
+
+
+def _first_cell_error(nb) -> str:
+    """The first error output of an executed notebook (run with ``allow_errors``), or ""."""
+    for cell in nb.cells:
+        for out in cell.get("outputs", []):
+            if out.get("output_type") == "error":
+                return f"{out.get('ename')}: {out.get('evalue', '')}"[:200]
+    return ""
 
 
 def _write_html(nb, target: Path) -> Path:

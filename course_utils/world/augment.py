@@ -1,8 +1,8 @@
 """Augmentations of a rendered scene, each with the annotation of what the new image shows.
 
 Asking a question again on the returned annotation tells whether its label survived the
-augmentation: chapter 06, "Augmentation", measures which ones silently break labels (a
-horizontal flip swaps left and right).
+augmentation: chapter 06, "9. Which augmentations preserve labels? (seed 9.2)", measures
+which ones silently break labels (a horizontal flip swaps left and right).
 """
 
 from __future__ import annotations
@@ -24,7 +24,9 @@ def _nearest_color(rgb) -> str:
 
 
 def hue_map(degrees: float) -> dict[str, str]:
-    """Where rotating every hue by ``degrees`` sends each palette colour (nearest name)."""
+    """Where rotating every hue by ``degrees`` sends each palette colour (nearest name).
+
+    Used in chapter 06, "9. Which augmentations preserve labels? (seed 9.2)"."""
     import colorsys
 
     out = {}
@@ -141,7 +143,9 @@ AUGMENTATIONS = {
 
 
 def augment(scene: dict, name: str, rng: random.Random | int = 0, image=None):
-    """Augment a scene's picture: returns ``(image, annotation of what it shows)``."""
+    """Augment a scene's picture: returns ``(image, annotation of what it shows)``.
+
+    Used in chapter 06, "9. Which augmentations preserve labels? (seed 9.2)"."""
     if name not in AUGMENTATIONS:
         raise ValueError(f"name: unknown augmentation {name!r}; expected one of {list(AUGMENTATIONS)}")
     rng = rng if isinstance(rng, random.Random) else random.Random(f"augment:{rng}")
@@ -153,7 +157,9 @@ def augment(scene: dict, name: str, rng: random.Random | int = 0, image=None):
 
 
 def label_survives(program: dict, before: dict, after: dict) -> bool:
-    """True when a question has the same single answer on both annotations."""
+    """True when a question has the same single answer on both annotations.
+
+    Used in chapter 06, "9. Which augmentations preserve labels? (seed 9.2)"."""
     try:
         return answer(program, after) == answer(program, before)
     except AmbiguityError:  # the description no longer names one object
@@ -164,6 +170,8 @@ def label_breakage(examples, name: str, seed: int = 0) -> dict[str, float]:
     """Per family, the fraction of examples whose answer an augmentation changes.
 
     ``examples`` are dicts with ``scene`` and ``program`` (dicts or JSON strings).
+
+    Used in chapter 06, "9. Which augmentations preserve labels? (seed 9.2)".
     """
     import json
 
@@ -180,7 +188,9 @@ _LR = {"left": "right", "right": "left"}
 
 
 def flip_left_right(text: str) -> str:
-    """Swap the words "left" and "right" (what a horizontal flip does to the meaning)."""
+    """Swap the words "left" and "right" (what a horizontal flip does to the meaning).
+
+    Used in chapter 06, "Exercise 4 — Make the horizontal flip label-preserving (★★☆, ~15 min)"."""
     import re
 
     return re.sub(r"\b(left|right)\b", lambda m: _LR[m.group(1)], text)

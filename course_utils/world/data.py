@@ -84,7 +84,9 @@ def make_world(
     families=None,
     heldout_pairs=HELDOUT_PAIRS,
 ) -> World:
-    """A :class:`~course_utils.instructions.World`, with ``ValueError`` naming a bad argument."""
+    """A :class:`~course_utils.world.programs.World`, with ``ValueError`` naming a bad argument.
+
+    Used in chapter 06, "5. Building, transforming and saving with 🤗 `datasets`"."""
     return World(
         image_size=image_size,
         grid=grid,
@@ -162,7 +164,7 @@ def source_files(package_root: Path | None = None) -> list[Path]:
     ``course_utils`` module it imports (found by reading the imports, not by a list that
     could fall behind). ``package_root`` is the ``course_utils`` folder (default: this one).
 
-    Built for the cache in chapter 06, "Caching"."""
+    Used in chapter 06, "5. Building, transforming and saving with 🤗 `datasets`"."""
     root = Path(package_root or Path(__file__).resolve().parent.parent)
     todo, seen = [root / "world" / "data.py"], set()
     while todo:
@@ -193,7 +195,9 @@ def _imported_files(path: Path, root: Path) -> list[Path]:
 
 @functools.lru_cache(maxsize=4)
 def source_digest(package_root: Path | None = None) -> str:
-    """SHA-256 of :func:`source_files` (their paths inside the package and their bytes)."""
+    """SHA-256 of :func:`source_files` (their paths inside the package and their bytes).
+
+    Used in chapter 06, "5. Building, transforming and saving with 🤗 `datasets`"."""
     root = Path(package_root or Path(__file__).resolve().parent.parent)
     h = hashlib.sha256()
     for f in source_files(root):
@@ -204,7 +208,9 @@ def source_digest(package_root: Path | None = None) -> str:
 def fingerprint(kind: str, seed: int, sizes: dict, world: World) -> str:
     """Hash of every source file the data depends on (:func:`source_digest`), the data
     version, the Pillow version and all arguments: a changed generator never returns
-    stale data."""
+    stale data.
+
+    Used in chapter 06, "5. Building, transforming and saving with 🤗 `datasets`"."""
     import PIL
 
     meta = {"version": DATA_VERSION, "pillow": PIL.__version__, "kind": kind, "seed": seed,
@@ -244,7 +250,9 @@ def _load(kind, seed, sizes, world, cache, progress):
 
 
 def split_sizes(n_train, n_eval, splits=None) -> dict:
-    """Examples per split: ``n_train`` for ``train``, ``n_eval`` for every other split."""
+    """Examples per split: ``n_train`` for ``train``, ``n_eval`` for every other split.
+
+    Used in chapter 06, "5. Building, transforming and saving with 🤗 `datasets`"."""
     n_train = _check_count(n_train, "n_train")
     n_eval = _check_count(n_eval, "n_eval")
     return {s: (n_train if s == "train" else n_eval) for s in _check_splits(splits)}
@@ -282,7 +290,7 @@ _ARGS_DOC = """
         image_size, grid: image side in pixels and the grid of object positions.
         num_objects: objects per scene, an int or an inclusive ``(min, max)``.
         colors, shapes: subsets of ``scenes.COLORS`` / ``scenes.SHAPES``.
-        families: question families (VQA only), a subset of ``instructions.FAMILIES``.
+        families: question families (VQA only), a subset of ``programs.FAMILIES``.
         heldout_pairs: ``(color, shape)`` pairs kept out of every training image.
         cache: read/write the fingerprinted cache (``runtime.cache_dir("data")``).
         progress: show a progress bar while generating.
@@ -295,6 +303,9 @@ load_instruction_dataset.__doc__ = (
 
     Columns: ``image``, ``instruction``, ``answer``, ``task`` (the question family:
     attribute, count, exist, spatial, compare), ``scene`` and ``program`` (JSON).
+
+    Used in chapter 06, "2. Questions with exactly one answer";
+    chapter 06, "5. Building, transforming and saving with 🤗 `datasets`" shows how it works.
     """
     + _ARGS_DOC
 )
@@ -303,6 +314,8 @@ load_caption_dataset.__name__ = "load_caption_dataset"
 load_caption_dataset.__doc__ = (
     """Captioning: ``instruction`` asks for a short or a detailed description, ``answer``
     is the caption, ``task`` is ``caption_short`` or ``caption_detailed``.
+
+    Used in chapter 07, "1. One space for images and captions".
     """
     + _ARGS_DOC
 )
@@ -311,7 +324,9 @@ load_retrieval_dataset.__name__ = "load_retrieval_dataset"
 load_retrieval_dataset.__doc__ = (
     """Retrieval: ``instruction`` is a query ("Find the image with a small red circle above
     a square."), ``answer`` the bare referring expression, ``program`` its structure:
-    ``instructions.refers_to(json.loads(program), scene)`` tells whether any image matches.
+    ``descriptions.refers_to(json.loads(program), scene)`` tells whether any image matches.
+
+    Serves chapter 01, "7. Three applications, previewed" (retrieval).
     """
     + _ARGS_DOC
 )
@@ -321,6 +336,8 @@ load_edit_dataset.__doc__ = (
     """Instruction-driven editing: ``image`` + ``instruction`` ("Make the circle blue.")
     -> ``target_image`` / ``target_scene``; ``task`` is recolor, remove, move or style;
     ``answer`` is the short caption of the edited scene.
+
+    Serves chapter 01, "7. Three applications, previewed" (editing).
     """
     + _ARGS_DOC
 )
@@ -330,7 +347,9 @@ load_edit_dataset.__doc__ = (
 
 
 def answer_stats(split) -> dict:
-    """Per family: number of examples, distinct answers, majority answer and its rate."""
+    """Per family: number of examples, distinct answers, majority answer and its rate.
+
+    Used in chapter 06, "3. Honest answers: statistics and a blind baseline"."""
     from collections import Counter, defaultdict
 
     by = defaultdict(Counter)
@@ -350,6 +369,8 @@ def benchmark(n: int = 20_000, seed: int = 0) -> dict:
     ``generate_s``: scenes, questions and answers; ``render_s``: Pillow drawing and PNG
     encoding; ``dataset_s``: the Arrow ``Dataset``; ``tensors_s``: :func:`to_tensors`.
     ``total_s`` is the first three (the "20,000 examples with images" figure).
+
+    Used in chapter 06, "5. Building, transforming and saving with 🤗 `datasets`".
     """
     import datasets
 

@@ -1,7 +1,7 @@
 """Descriptions of scenes: captions, referring expressions, edit instructions, label checks.
 
 Captions and referring expressions are the references of captioning and retrieval;
-edits pair a scene with its edited target (chapter 06, "The four kinds of data").
+edits pair a scene with its edited target (chapter 01, "7. Three applications, previewed").
 """
 
 from __future__ import annotations
@@ -32,7 +32,9 @@ from course_utils.world.questions import SceneBuilder, named_pair_ok
 
 
 def position_name(obj: dict, scene: dict) -> str:
-    """Where an object is, in words: "in the top left corner", "in the center", ..."""
+    """Where an object is, in words: "in the top left corner", "in the center", ...
+
+    Used in chapter 07, "1. One space for images and captions"."""
     return position_phrase(region(obj, scene))
 
 
@@ -45,7 +47,9 @@ def _join(items: list[str]) -> str:
 
 
 def caption(scene: dict, detailed: bool = False) -> str:
-    """A short caption (every object, reading order) or a detailed one (with positions)."""
+    """A short caption (every object, reading order) or a detailed one (with positions).
+
+    Used in chapter 07, "1. One space for images and captions"."""
     objs = _reading_order(scene)
     if not objs:
         return "An empty picture."
@@ -78,7 +82,9 @@ def caption(scene: dict, detailed: bool = False) -> str:
 
 
 def refers_to(program: dict, scene: dict) -> bool:
-    """True when a referring expression (``op == "refer"``) is true of the scene."""
+    """True when a referring expression (``op == "refer"``) is true of the scene.
+
+    Serves chapter 01, "7. Three applications, previewed" (retrieval)."""
     for a in select(scene, program["a"]):
         if program.get("rel") is None:
             return True
@@ -89,7 +95,9 @@ def refers_to(program: dict, scene: dict) -> bool:
 
 
 def referring_expression(rng: random.Random, scene: dict, world: World) -> tuple[dict, str]:
-    """A true, specific expression for retrieval: "a small red circle above a square"."""
+    """A true, specific expression for retrieval: "a small red circle above a square".
+
+    Serves chapter 01, "7. Three applications, previewed" (retrieval)."""
     objs = scene["objects"]
     a = rng.choice(objs)
     da = description_of(a, ("size", "color", "shape") if rng.random() < 0.5 else ("color", "shape"))
@@ -106,7 +114,9 @@ def referring_expression(rng: random.Random, scene: dict, world: World) -> tuple
 
 
 def unique_descriptions(scene: dict, index: int, exclude: tuple[str, ...] = ()) -> list[dict]:
-    """Every description (attribute subset) that names object ``index`` and no other."""
+    """Every description (attribute subset) that names object ``index`` and no other.
+
+    Serves chapter 01, "7. Three applications, previewed" (editing)."""
     obj = scene["objects"][index]
     out = []
     for keys in (("shape",), ("color",), ("color", "shape"), ("size", "shape"),
@@ -125,7 +135,9 @@ EDIT_OPS: tuple[str, ...] = ("recolor", "remove", "move", "style")
 def generate_edit(
     rng: random.Random, world: World, novel: bool = False, heldout: bool = False
 ) -> dict:
-    """An edit example: ``{"scene", "target_scene", "program", "instruction"}``."""
+    """An edit example: ``{"scene", "target_scene", "program", "instruction"}``.
+
+    Serves chapter 01, "7. Three applications, previewed" (editing)."""
     for _ in range(200):
         b = SceneBuilder(rng, world, novel)
         try:
@@ -177,7 +189,9 @@ def generate_edit(
 
 
 def apply_edit(program: dict, scene: dict) -> dict:
-    """Execute an edit program on a scene (the reference for edit models)."""
+    """Execute an edit program on a scene (the reference for edit models).
+
+    Serves chapter 01, "7. Three applications, previewed" (editing)."""
     op = program["op"]
     if op == "style":
         return scenes.restyle(scene, program["style"])

@@ -1,8 +1,9 @@
 """From examples to model inputs: PNG bytes, pixel arrays, ``pixel_values``, token ids, labels.
 
-:func:`to_tensors` is the fast path from a split to training tensors (chapter 06, "From
-dataset to tensors"); :func:`model_sizes` gives what a model of this world must be sized
-for, so that models take their sizes from their config and never import the world.
+:func:`to_tensors` is the fast path from a split to training tensors (chapter 06,
+"7. Images: from pixels to `pixel_values`"); :func:`model_sizes` gives what a model of
+this world must be sized for, so that models take their sizes from their config and never
+import the world.
 """
 
 from __future__ import annotations
@@ -23,7 +24,9 @@ IMAGE_STD = (0.5, 0.5, 0.5)
 
 
 def png_bytes(array) -> bytes:
-    """A standard PNG of an ``(H, W, 3)`` uint8 array (fast: one zlib call)."""
+    """A standard PNG of an ``(H, W, 3)`` uint8 array (fast: one zlib call).
+
+    Used in chapter 06, "5. Building, transforming and saving with 🤗 `datasets`"."""
     import numpy as np
 
     h, w, _ = array.shape
@@ -42,7 +45,9 @@ def png_bytes(array) -> bytes:
 
 
 def decode_png(data: bytes):
-    """``(H, W, 3)`` uint8 array of a PNG; fast for :func:`png_bytes`' own, else Pillow."""
+    """``(H, W, 3)`` uint8 array of a PNG; fast for :func:`png_bytes`' own, else Pillow.
+
+    Used in chapter 06, "5. Building, transforming and saving with 🤗 `datasets`"."""
     import numpy as np
 
     if data[12:16] == b"IHDR" and data[24:26] == b"\x08\x02" and data[37:41] == b"IDAT":
@@ -59,7 +64,9 @@ def decode_png(data: bytes):
 
 
 def image_cell(scene: dict) -> dict:
-    """A scene rendered as a ``datasets.Image`` cell (PNG bytes)."""
+    """A scene rendered as a ``datasets.Image`` cell (PNG bytes).
+
+    Used in chapter 06, "5. Building, transforming and saving with 🤗 `datasets`"."""
     import numpy as np
 
     return {"bytes": png_bytes(np.asarray(scenes.render(scene))), "path": None}
@@ -69,7 +76,9 @@ def image_cell(scene: dict) -> dict:
 
 
 def images_to_array(split, column: str = "image"):
-    """All images of a split as one ``(N, H, W, 3)`` uint8 NumPy array (fast path)."""
+    """All images of a split as one ``(N, H, W, 3)`` uint8 NumPy array (fast path).
+
+    Used in chapter 07, "1. One space for images and captions"."""
     import numpy as np
 
     cells = split.data.column(column).to_pylist()
@@ -79,7 +88,9 @@ def images_to_array(split, column: str = "image"):
 
 
 def normalize_images(array):
-    """uint8 ``(N, H, W, 3)`` -> float ``(N, 3, H, W)`` with :data:`IMAGE_MEAN`/``STD``."""
+    """uint8 ``(N, H, W, 3)`` -> float ``(N, 3, H, W)`` with :data:`IMAGE_MEAN`/``STD``.
+
+    Used in chapter 06, "7. Images: from pixels to `pixel_values`"."""
     import torch
 
     x = torch.from_numpy(array).permute(0, 3, 1, 2).float().div_(255.0)
@@ -92,7 +103,9 @@ def caption_tensors(split, tokenizer=None) -> dict:
     """Image-caption pairs as tensors for contrastive training (chapter 07): the captions
     are the split's ``answer`` column. Returns ``pixel_values`` ``(N, 3, H, W)`` and
     ``input_ids`` / ``attention_mask`` ``(N, L)`` padded to the longest caption;
-    ``tokenizer`` defaults to :func:`load_tokenizer`."""
+    ``tokenizer`` defaults to :func:`load_tokenizer`.
+
+    Built in chapter 07, "1. One space for images and captions"."""
     enc = (tokenizer or load_tokenizer())(list(split["answer"]), padding="longest", return_tensors="pt")
     return {"pixel_values": normalize_images(images_to_array(split)),
             "input_ids": enc["input_ids"], "attention_mask": enc["attention_mask"]}
@@ -106,6 +119,8 @@ def to_tensors(split, tokenizer=None, max_length: int | None = None) -> dict:
     ``labels`` ``(N,)`` (indices in :func:`answer_vocab`; -100 for answers outside it,
     e.g. captions) and ``task_ids`` ``(N,)`` (indices in ``instructions.FAMILIES``, -1
     for other tasks). ``tokenizer`` defaults to :func:`load_tokenizer`.
+
+    Used in chapter 06, "7. Images: from pixels to `pixel_values`".
     """
     import torch
 
@@ -134,6 +149,8 @@ def model_sizes(tokenizer=None) -> dict:
     ``tokenizer`` defaults to :func:`~course_utils.world.vocabulary.load_tokenizer`; pass
     MiniLM's for a pretrained instruction encoder. ``fusion.build_model(kind,
     **model_sizes())`` builds a model that reads the world's data.
+
+    Used in chapter 05, "1. The source's model, as written".
     """
     tokenizer = tokenizer or load_tokenizer()
     return {"vocab_size": len(tokenizer), "pad_token_id": tokenizer.pad_token_id,

@@ -2,7 +2,7 @@
 
 Example ``i`` of a split depends only on ``(kind, seed, split, i)``; the split decides
 whether held-out colour-shape pairs, held-out phrasings or the shifted rendering are
-used (chapter 06, "The dataset").
+used (chapter 06, "4. Splits that make evaluation honest").
 """
 
 from __future__ import annotations
@@ -31,7 +31,9 @@ def _shift(scene: dict, rng: random.Random) -> dict:
 
 
 def scene_key(scene: dict, instruction: str) -> str:
-    """What makes two examples the same: the objects and the instruction (styles aside)."""
+    """What makes two examples the same: the objects and the instruction (styles aside).
+
+    Used in chapter 06, "4. Splits that make evaluation honest"."""
     objs = sorted((o["x"], o["y"], o["shape"], o["color"], o["size"]) for o in scene["objects"])
     return json.dumps([objs, instruction])
 
@@ -42,6 +44,8 @@ def generate_examples(kind: str, split: str, n: int, seed: int, world: World, av
     Example ``i`` depends only on ``(kind, seed, split, i)``, so any subset can be
     regenerated. ``avoid`` is a set of keys (scene + instruction) that must not repeat,
     e.g. the training set's when generating the test splits.
+
+    Used in chapter 06, "4. Splits that make evaluation honest".
     """
     mode = _split_mode(split)
     fams = world.families

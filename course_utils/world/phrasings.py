@@ -1,7 +1,8 @@
 """The world's phrasings: noun phrases, the templates of every question kind, :func:`phrase`.
 
 Each template list has a part used in training and a held-out part that only the
-``test_paraphrase`` split uses (chapter 06, "The dataset"; chapter 09 measures it).
+``test_paraphrase`` split uses (chapter 06, "4. Splits that make evaluation honest"; chapter 09
+measures it).
 """
 
 from __future__ import annotations
@@ -19,7 +20,9 @@ def _plural(noun: str) -> str:
 
 
 def noun_phrase(desc: dict, plural: bool = False) -> str:
-    """``{"size": "small", "color": "red", "shape": "circle"}`` -> ``"small red circle"``."""
+    """``{"size": "small", "color": "red", "shape": "circle"}`` -> ``"small red circle"``.
+
+    Used in chapter 06, "2. Questions with exactly one answer"."""
     words = [desc[k] for k in ("size", "color") if k in desc]
     noun = desc.get("shape", "object")
     words.append(_plural(noun) if plural else noun)
@@ -27,6 +30,9 @@ def noun_phrase(desc: dict, plural: bool = False) -> str:
 
 
 def with_article(phrase: str) -> str:
+    """``phrase`` with its indefinite article: "a red circle", "an object".
+
+    Used in chapter 06, "2. Questions with exactly one answer"."""
     return ("an " if phrase[0] in "aeiou" else "a ") + phrase
 
 
@@ -256,18 +262,25 @@ MOVE_WORDS: dict[str, tuple[str, ...]] = {
 
 
 def phrasings(kind: str, heldout: bool = False) -> tuple[str, ...]:
-    """The phrasings of a kind: those used in training, or the held-out ones."""
+    """The phrasings of a kind: those used in training, or the held-out ones.
+
+    Used in chapter 06, "4. Splits that make evaluation honest"."""
     train, held = TEMPLATES[kind]
     return held if heldout else train
 
 
 def fill_template(rng: random.Random, kind: str, heldout: bool, **slots) -> str:
+    """A random template of ``kind`` (held out or not) filled with ``slots``, capitalised.
+
+    Used in chapter 06, "2. Questions with exactly one answer"."""
     text = rng.choice(phrasings(kind, heldout)).format(**slots)
     return text[0].upper() + text[1:]
 
 
 def question_kind(program: dict) -> str:
-    """The template kind a program is phrased with."""
+    """The template kind a program is phrased with.
+
+    Used in chapter 06, "3. Honest answers: statistics and a blind baseline"."""
     op = program["op"]
     if op == "query":
         return f"query_{program['attr']}"
@@ -277,7 +290,9 @@ def question_kind(program: dict) -> str:
 
 
 def phrase(program: dict, rng: random.Random, heldout: bool = False) -> str:
-    """A sentence for a question program (a random phrasing of its kind)."""
+    """A sentence for a question program (a random phrasing of its kind).
+
+    Used in chapter 06, "2. Questions with exactly one answer"."""
     kind = question_kind(program)
     op = program["op"]
     if op in ("query", "locate"):
@@ -312,7 +327,9 @@ def phrase(program: dict, rng: random.Random, heldout: bool = False) -> str:
 
 
 def position_phrase(pos: str) -> str:
-    """A region name as a place: "in the top left corner", "in the center", "at the top"."""
+    """A region name as a place: "in the top left corner", "in the center", "at the top".
+
+    Used in chapter 06, "2. Questions with exactly one answer"."""
     if pos == "center":
         return "in the center"
     if pos in ("left", "right"):

@@ -56,11 +56,15 @@ HELDOUT_PAIRS: tuple[tuple[str, str], ...] = (
 
 
 class AmbiguityError(ValueError):
-    """A description that must identify one object identifies none or several."""
+    """A description that must identify one object identifies none or several.
+
+    Used in chapter 06, "2. Questions with exactly one answer"."""
 
 
 class Retry(Exception):
-    """This random attempt cannot satisfy its constraints; draw again."""
+    """This random attempt cannot satisfy its constraints; draw again.
+
+    Used in chapter 06, "2. Questions with exactly one answer"."""
 
 
 # ---- the world's configuration -------------------------------------------------------
@@ -68,7 +72,9 @@ class Retry(Exception):
 
 @dataclass(frozen=True)
 class World:
-    """Everything that fixes the distribution of scenes and questions."""
+    """Everything that fixes the distribution of scenes and questions.
+
+    Used in chapter 06, "1. A world where we know the truth"."""
 
     image_size: int = scenes.IMAGE_SIZE
     grid: int = scenes.GRID
@@ -147,6 +153,8 @@ def answer_vocab() -> list[str]:
 
     It does not depend on the arguments of a dataset, so label ids mean the same thing
     in every chapter.
+
+    Used in chapter 05, "1. The source's model, as written".
     """
     counts = [str(i) for i in range(10)]
     return ["no", "yes", *counts, *scenes.COLORS, *scenes.SHAPES, *scenes.SIZES, *POSITIONS]
@@ -156,21 +164,30 @@ def answer_vocab() -> list[str]:
 
 
 def description_of(obj: dict, keys) -> dict:
-    """The description of ``obj`` by the attributes ``keys``: ``{"color": "red", "shape": "circle"}``."""
+    """The description of ``obj`` by the attributes ``keys``: ``{"color": "red", "shape": "circle"}``.
+
+    Used in chapter 06, "2. Questions with exactly one answer"."""
     return {k: obj[k] for k in keys}
 
 
 def matches(obj: dict, desc: dict) -> bool:
-    """True when ``obj`` has every attribute in ``desc`` (``{}`` matches every object)."""
+    """True when ``obj`` has every attribute in ``desc`` (``{}`` matches every object).
+
+    Used in chapter 06, "2. Questions with exactly one answer"."""
     return all(obj[k] == v for k, v in desc.items())
 
 
 def select(scene: dict, desc: dict) -> list[dict]:
+    """The objects of ``scene`` that ``desc`` matches (see :func:`matches`), in scene order.
+
+    Used in chapter 06, "2. Questions with exactly one answer"."""
     return [o for o in scene["objects"] if matches(o, desc)]
 
 
 def unique(scene: dict, desc: dict) -> dict:
-    """The one object ``desc`` describes; ``AmbiguityError`` if none or several."""
+    """The one object ``desc`` describes; ``AmbiguityError`` if none or several.
+
+    Used in chapter 06, "2. Questions with exactly one answer"."""
     found = select(scene, desc)
     if len(found) != 1:
         raise AmbiguityError(f"{noun_phrase(desc)!r} describes {len(found)} objects, not one")
@@ -178,7 +195,9 @@ def unique(scene: dict, desc: dict) -> dict:
 
 
 def related(a: dict, rel: str, b: dict) -> bool:
-    """``a`` is ``rel`` (left/right/above/below) of ``b``, comparing centres in pixels."""
+    """``a`` is ``rel`` (left/right/above/below) of ``b``, comparing centres in pixels.
+
+    Used in chapter 06, "2. Questions with exactly one answer"."""
     if rel == "left":
         return a["x"] < b["x"]
     if rel == "right":
@@ -191,13 +210,18 @@ def related(a: dict, rel: str, b: dict) -> bool:
 
 
 def region(obj: dict, scene: dict) -> str:
-    """Which of the nine regions (thirds of the image on each axis) holds the object."""
+    """Which of the nine regions (thirds of the image on each axis) holds the object.
+
+    Used in chapter 06, "2. Questions with exactly one answer"."""
     col = min(2, int(3 * obj["x"] / scene["width"]))
     row = min(2, int(3 * obj["y"] / scene["height"]))
     return POSITIONS[3 * row + col]
 
 
 def distance(a: dict, b: dict) -> float:
+    """The distance in pixels between the centres of two objects.
+
+    Used in chapter 06, "2. Questions with exactly one answer"."""
     return math.hypot(a["x"] - b["x"], a["y"] - b["y"])
 
 
@@ -207,7 +231,9 @@ NEAREST_MARGIN = 0.3
 
 
 def answer(program: dict, scene: dict) -> str:
-    """Execute a question program on a scene and return the answer string."""
+    """Execute a question program on a scene and return the answer string.
+
+    Used in chapter 06, "2. Questions with exactly one answer"."""
     op = program["op"]
     if op == "query":
         return unique(scene, program["obj"])[program["attr"]]

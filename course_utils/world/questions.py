@@ -2,7 +2,8 @@
 
 :func:`generate_question` returns a scene, a program, its sentence and its answer, with
 exactly one correct answer (:func:`~course_utils.world.programs.answer` refuses
-ambiguous descriptions). Chapter 06, "The dataset", explains why the answer comes first.
+ambiguous descriptions). Chapter 06, "2. Questions with exactly one answer", explains why
+the answer comes first.
 """
 
 from __future__ import annotations
@@ -32,7 +33,9 @@ from course_utils.world.programs import (
 
 
 class SceneBuilder:
-    """Collects objects (attributes first, cells later) under a world's constraints."""
+    """Collects objects (attributes first, cells later) under a world's constraints.
+
+    Used in chapter 06, "2. Questions with exactly one answer"."""
 
     def __init__(self, rng: random.Random, world: World, novel: bool, plan: dict | None = None):
         self.rng, self.world, self.novel = rng, world, novel
@@ -104,7 +107,9 @@ class SceneBuilder:
 
 def random_scene(rng: random.Random, world: World, novel: bool = False) -> dict:
     """A random scene of the world (the first object of a held-out pair when ``novel``):
-    the scenes that captions and retrieval queries describe."""
+    the scenes that captions and retrieval queries describe.
+
+    Used in chapter 07, "1. One space for images and captions"."""
     b = SceneBuilder(rng, world, novel)
     while True:
         try:
@@ -129,7 +134,9 @@ def _choose(rng: random.Random, weighted: list[tuple[object, float]]):
 
 
 def named_pair_ok(desc: dict, world: World, novel: bool) -> bool:
-    """Training questions never name a held-out colour-shape pair (it would leak)."""
+    """Training questions never name a held-out colour-shape pair (it would leak).
+
+    Used in chapter 06, "2. Questions with exactly one answer"."""
     if "color" in desc and "shape" in desc and not novel:
         return (desc["color"], desc["shape"]) not in set(world.heldout_pairs)
     return True
@@ -242,55 +249,80 @@ def _unique_desc(b: SceneBuilder, obj: dict, kind: str = "any") -> dict:
 
 
 def _gen_spatial(b: SceneBuilder):
-    rng, w = b.rng, b.world
+    w = b.world
     op = b.pick("op", [o for o, wt in w.spatial_ops for _ in range(max(1, round(wt * 20)))])
-    g = w.grid
     rel = b.pick("rel", RELATIONS)
-    horizontal = rel in ("left", "right")
-    if op == "locate":  # draw the answer (a region) uniformly, then an object there
-        target = b.sample(novel=True if b.novel else False)
-        desc = _unique_desc(b, target)
-        pos = b.pick("pos", range(g * g))
-        b.add(target, (pos // g, pos % g))
-        if rng.random() < NEAR_MISS_RATE:
-            miss = _near_miss(b, desc, avoid=[desc])
-            if miss:
-                b.add(miss)
-        b.fill(b.object_count(len(b.objects)), avoid=[desc])
-        return {"family": "spatial", "op": "locate", "obj": desc}, None
-    if op == "query_at":  # an attribute of the object at a named place
-        attr = b.pick("attr", ["color", "shape"])
-        values = w.colors if attr == "color" else w.shapes
-        target = b.sample({attr: b.pick("value", values)}, novel=True if b.novel else False)
-        pos = b.pick("pos", range(g * g))
-        b.add(target, (pos // g, pos % g))
-        b.fill(b.object_count(1))
-        program = {"family": "spatial", "op": "query_at", "attr": attr, "pos": POSITIONS[pos]}
-        return program, target[attr]
+    if op == "locate":
+        return _spatial_locate(b)
+    if op == "query_at":
+        return _spatial_query_at(b)
     if op == "relate":
-        a = b.sample(novel=True if b.novel else False)
-        bo = b.sample()
-        da, db = _unique_desc(b, a), _unique_desc(b, bo)
-        if matches(a, db) or matches(bo, da):
-            raise Retry()
-        yes = b.pick("yes", [True, False])
-        # two different lines on the relation's axis, in the order the answer needs
-        lines = sorted(rng.sample(range(g), 2))
-        first_is_a = (rel in ("left", "above")) == yes
-        la, lb = lines if first_is_a else lines[::-1]
-        oa, ob = rng.randrange(g), rng.randrange(g)  # free coordinate on the other axis
-        ca, cb = ((oa, la), (ob, lb)) if horizontal else ((la, oa), (lb, ob))
-        if ca == cb:
-            raise Retry()
-        b.add(a, ca)
-        b.add(bo, cb)
-        if rng.random() < NEAR_MISS_RATE:
-            miss = _near_miss(b, da, avoid=[da, db])
-            if miss:
-                b.add(miss)
-        b.fill(b.object_count(len(b.objects)), avoid=[da, db])
-        program = {"family": "spatial", "op": "relate", "a": da, "rel": rel, "b": db}
-        return program, "yes" if yes else "no"
+        return _spatial_relate(b, rel)
+    return _spatial_anchored(b, op, rel)  # query_related, nearest
+
+
+def _spatial_locate(b: SceneBuilder):
+    """``locate`` ("Where is X?"): draw the answer (a region) uniformly, then an object there."""
+    g = b.world.grid
+    target = b.sample(novel=True if b.novel else False)
+    desc = _unique_desc(b, target)
+    pos = b.pick("pos", range(g * g))
+    b.add(target, (pos // g, pos % g))
+    if b.rng.random() < NEAR_MISS_RATE:
+        miss = _near_miss(b, desc, avoid=[desc])
+        if miss:
+            b.add(miss)
+    b.fill(b.object_count(len(b.objects)), avoid=[desc])
+    return {"family": "spatial", "op": "locate", "obj": desc}, None
+
+
+def _spatial_query_at(b: SceneBuilder):
+    """``query_at``: an attribute of the object at a named place."""
+    w = b.world
+    g = w.grid
+    attr = b.pick("attr", ["color", "shape"])
+    values = w.colors if attr == "color" else w.shapes
+    target = b.sample({attr: b.pick("value", values)}, novel=True if b.novel else False)
+    pos = b.pick("pos", range(g * g))
+    b.add(target, (pos // g, pos % g))
+    b.fill(b.object_count(1))
+    program = {"family": "spatial", "op": "query_at", "attr": attr, "pos": POSITIONS[pos]}
+    return program, target[attr]
+
+
+def _spatial_relate(b: SceneBuilder, rel: str):
+    """``relate`` ("Is A left of B?", yes/no): two objects on two lines of the relation's axis."""
+    rng, g = b.rng, b.world.grid
+    a = b.sample(novel=True if b.novel else False)
+    bo = b.sample()
+    da, db = _unique_desc(b, a), _unique_desc(b, bo)
+    if matches(a, db) or matches(bo, da):
+        raise Retry()
+    yes = b.pick("yes", [True, False])
+    # two different lines on the relation's axis, in the order the answer needs
+    lines = sorted(rng.sample(range(g), 2))
+    first_is_a = (rel in ("left", "above")) == yes
+    la, lb = lines if first_is_a else lines[::-1]
+    oa, ob = rng.randrange(g), rng.randrange(g)  # free coordinate on the other axis
+    horizontal = rel in ("left", "right")
+    ca, cb = ((oa, la), (ob, lb)) if horizontal else ((la, oa), (lb, ob))
+    if ca == cb:
+        raise Retry()
+    b.add(a, ca)
+    b.add(bo, cb)
+    if rng.random() < NEAR_MISS_RATE:
+        miss = _near_miss(b, da, avoid=[da, db])
+        if miss:
+            b.add(miss)
+    b.fill(b.object_count(len(b.objects)), avoid=[da, db])
+    program = {"family": "spatial", "op": "relate", "a": da, "rel": rel, "b": db}
+    return program, "yes" if yes else "no"
+
+
+def _spatial_anchored(b: SceneBuilder, op: str, rel: str):
+    """An attribute of the object ``rel`` of an anchor (``query_related``) or nearest to it
+    (``nearest``); also returns the cells left free for the other objects."""
+    rng, w = b.rng, b.world
     attr = b.pick("attr", ["color", "shape"])
     anchor = b.sample(novel=True if (b.novel and rng.random() < 0.5) else False)
     db = _unique_desc(b, anchor)
@@ -299,26 +331,39 @@ def _gen_spatial(b: SceneBuilder):
     key = "color" if attr == "color" else "shape"
     values = w.colors if attr == "color" else w.shapes
     target = b.sample({key: b.pick("value", values)}, avoid=[db], novel=novel_target)
-    cells = [(r, c) for r in range(g) for c in range(g)]
+    cells = [(r, c) for r in range(w.grid) for c in range(w.grid)]
     if op == "query_related":
-        ab = rng.choice([c for c in cells if _has_side(c, rel, g)])
-        side = [c for c in cells if _on_side(c, ab, rel)]
-        rest = [c for c in cells if c != ab and not _on_side(c, ab, rel)]
-        b.add(anchor, ab)
-        b.add(target, rng.choice(side))
-        b.fill(_n_within(b, 2 + len(rest)), avoid=[db])
+        rest = _place_related(b, anchor, target, rel, cells)
         program = {"family": "spatial", "op": "query_related", "attr": attr, "rel": rel, "b": db}
-        return program, target[attr], rest
-    # nearest
+    else:
+        rest = _place_nearest(b, anchor, target, cells)
+        program = {"family": "spatial", "op": "nearest", "attr": attr, "b": db}
+    b.fill(_n_within(b, 2 + len(rest)), avoid=[db])
+    return program, target[attr], rest
+
+
+def _place_related(b: SceneBuilder, anchor: dict, target: dict, rel: str, cells) -> list:
+    """Anchor in a cell with a ``rel`` side, target on that side; returns the cells where a
+    filler cannot become a second answer."""
+    g = b.world.grid
+    ab = b.rng.choice([c for c in cells if _has_side(c, rel, g)])
+    side = [c for c in cells if _on_side(c, ab, rel)]
+    rest = [c for c in cells if c != ab and not _on_side(c, ab, rel)]
+    b.add(anchor, ab)
+    b.add(target, b.rng.choice(side))
+    return rest
+
+
+def _place_nearest(b: SceneBuilder, anchor: dict, target: dict, cells) -> list:
+    """Anchor anywhere, target at a random distance short of the farthest; returns the cells
+    clearly farther than the target (by ``NEAREST_MARGIN``)."""
+    rng = b.rng
     ab = rng.choice(cells)
     dists = sorted({_cell_dist(c, ab) for c in cells if c != ab})
     d = rng.choice(dists[:-1])
     b.add(anchor, ab)
     b.add(target, rng.choice([c for c in cells if c != ab and _cell_dist(c, ab) == d]))
-    rest = [c for c in cells if _cell_dist(c, ab) >= d + NEAREST_MARGIN + 1e-9]
-    b.fill(_n_within(b, 2 + len(rest)), avoid=[db])
-    program = {"family": "spatial", "op": "nearest", "attr": attr, "b": db}
-    return program, target[attr], rest
+    return [c for c in cells if _cell_dist(c, ab) >= d + NEAREST_MARGIN + 1e-9]
 
 
 def _has_side(cell, rel, g) -> bool:
@@ -388,6 +433,8 @@ def generate_question(
     ``novel=True`` builds a compositional-split example (the question is about an object
     of a held-out colour-shape pair); ``heldout=True`` phrases it with a held-out phrasing.
     ``plan`` fixes some random choices, e.g. ``{"yes": True}`` for a yes/no answer.
+
+    Used in chapter 06, "2. Questions with exactly one answer".
     """
     if family not in _GENERATORS:
         raise ValueError(f"family: expected one of {FAMILIES}, got {family!r}")

@@ -70,7 +70,9 @@ STYLES: dict[str, dict] = {
 
 
 def check_names(names: Iterable[str] | None, known: Sequence[str], arg: str) -> tuple[str, ...]:
-    """``names`` as a tuple in the canonical order; ``ValueError`` naming ``arg`` if unknown."""
+    """``names`` as a tuple in the canonical order; ``ValueError`` naming ``arg`` if unknown.
+
+    Used in chapter 06, "1. A world where we know the truth"."""
     if names is None:
         return tuple(known)
     if isinstance(names, str):
@@ -85,7 +87,9 @@ def check_names(names: Iterable[str] | None, known: Sequence[str], arg: str) -> 
 
 
 def check_layout(image_size: int, grid: int) -> int:
-    """Validate the image size and grid; return the cell size in pixels."""
+    """Validate the image size and grid; return the cell size in pixels.
+
+    Used in chapter 06, "1. A world where we know the truth"."""
     if not isinstance(grid, int) or grid < 2:
         raise ValueError(f"grid must be an int >= 2, got {grid!r}")
     if not isinstance(image_size, int) or image_size < 8 * grid:
@@ -99,13 +103,17 @@ def check_layout(image_size: int, grid: int) -> int:
 
 
 def cell_center(row: int, col: int, image_size: int = IMAGE_SIZE, grid: int = GRID):
-    """Pixel centre ``(x, y)`` of a grid cell."""
+    """Pixel centre ``(x, y)`` of a grid cell.
+
+    Used in chapter 06, "1. A world where we know the truth"."""
     cell = image_size / grid
     return (col + 0.5) * cell, (row + 0.5) * cell
 
 
 def cell_of(obj: dict, scene: dict) -> tuple[int, int]:
-    """The ``(row, col)`` grid cell that holds ``obj``."""
+    """The ``(row, col)`` grid cell that holds ``obj``.
+
+    Used in chapter 06, "1. A world where we know the truth"."""
     cell = scene["width"] / scene["grid"]
     return int(obj["y"] // cell), int(obj["x"] // cell)
 
@@ -117,7 +125,9 @@ def make_scene(
     grid: int = GRID,
     style: dict | None = None,
 ) -> dict:
-    """A scene from objects (``shape``, ``color``, ``size``) and their ``(row, col)`` cells."""
+    """A scene from objects (``shape``, ``color``, ``size``) and their ``(row, col)`` cells.
+
+    Used in chapter 06, "1. A world where we know the truth"."""
     if len(cells) != len(objects):
         raise ValueError("objects and cells must have the same length")
     if len(set(cells)) != len(cells):
@@ -150,6 +160,8 @@ def random_scene(
     """A scene of random objects in distinct random cells (no question attached).
 
     ``num_objects`` is a count or an inclusive ``(min, max)`` range.
+
+    Used in chapter 06, "1. A world where we know the truth".
     """
     check_layout(image_size, grid)
     colors = check_names(colors, tuple(COLORS), "colors")
@@ -166,7 +178,9 @@ def random_scene(
 
 
 def check_num_objects(num_objects, grid: int) -> tuple[int, int]:
-    """``num_objects`` as an inclusive ``(min, max)``; ``ValueError`` naming it if invalid."""
+    """``num_objects`` as an inclusive ``(min, max)``; ``ValueError`` naming it if invalid.
+
+    Used in chapter 06, "1. A world where we know the truth"."""
     if isinstance(num_objects, int):
         lo = hi = num_objects
     else:
@@ -207,13 +221,17 @@ def _shape_points(shape: str, cx: float, cy: float, r: float) -> list[tuple[floa
 
 
 def object_radius(obj: dict, scene: dict) -> float:
-    """Half-width in pixels of a drawn object (after the style's ``scale``)."""
+    """Half-width in pixels of a drawn object (after the style's ``scale``).
+
+    Used in chapter 06, "1. A world where we know the truth"."""
     cell = scene["width"] / scene["grid"]
     return max(2.0, round(SIZES[obj["size"]] * cell * scene["style"].get("scale", 1.0) * 2) / 2)
 
 
 def draw_object(draw, obj: dict, scene: dict, fill=None, outline_only: bool | None = None):
-    """Draw one object with a ``PIL.ImageDraw`` handle (used by :func:`render`)."""
+    """Draw one object with a ``PIL.ImageDraw`` handle (used by :func:`render`).
+
+    Used in chapter 06, "1. A world where we know the truth"."""
     r = object_radius(obj, scene)
     cx, cy = obj["x"] - 0.5, obj["y"] - 0.5  # continuous -> Pillow pixel-centre coordinates
     fill = tuple(COLORS[obj["color"]]) if fill is None else fill
@@ -232,7 +250,9 @@ def draw_object(draw, obj: dict, scene: dict, fill=None, outline_only: bool | No
 
 
 def render(scene: dict, upscale: int = 1):
-    """The scene as an RGB ``PIL.Image`` (``upscale`` > 1 enlarges it for display only)."""
+    """The scene as an RGB ``PIL.Image`` (``upscale`` > 1 enlarges it for display only).
+
+    Used in chapter 06, "1. A world where we know the truth"."""
     from PIL import Image, ImageDraw
 
     style = {**DEFAULT_STYLE, **scene.get("style", {})}
@@ -256,7 +276,9 @@ def render(scene: dict, upscale: int = 1):
 
 
 def object_mask(scene: dict, index: int):
-    """Boolean ``(H, W)`` NumPy mask of the pixels object ``index`` covers (ignoring noise)."""
+    """Boolean ``(H, W)`` NumPy mask of the pixels object ``index`` covers (ignoring noise).
+
+    Used in chapter 06, "1. A world where we know the truth"."""
     import numpy as np
     from PIL import Image, ImageDraw
 
@@ -270,7 +292,9 @@ def object_mask(scene: dict, index: int):
 
 
 def copy_scene(scene: dict) -> dict:
-    """A deep copy of a scene (edits never change their input)."""
+    """A deep copy of a scene (edits never change their input).
+
+    Serves chapter 01, "7. Three applications, previewed" (editing)."""
     return copy.deepcopy(scene)
 
 
@@ -280,7 +304,9 @@ def _check_index(scene: dict, index: int) -> None:
 
 
 def recolor(scene: dict, index: int, color: str) -> dict:
-    """The scene with object ``index`` painted ``color``."""
+    """The scene with object ``index`` painted ``color``.
+
+    Serves chapter 01, "7. Three applications, previewed" (editing)."""
     _check_index(scene, index)
     check_names([color], tuple(COLORS), "color")
     out = copy_scene(scene)
@@ -289,7 +315,9 @@ def recolor(scene: dict, index: int, color: str) -> dict:
 
 
 def remove(scene: dict, index: int) -> dict:
-    """The scene without object ``index``."""
+    """The scene without object ``index``.
+
+    Serves chapter 01, "7. Three applications, previewed" (editing)."""
     _check_index(scene, index)
     out = copy_scene(scene)
     del out["objects"][index]
@@ -301,7 +329,9 @@ DIRECTIONS: dict[str, tuple[int, int]] = {"left": (0, -1), "right": (0, 1), "up"
 
 
 def can_move(scene: dict, index: int, direction: str) -> bool:
-    """True when the neighbouring cell in ``direction`` exists and is empty."""
+    """True when the neighbouring cell in ``direction`` exists and is empty.
+
+    Serves chapter 01, "7. Three applications, previewed" (editing)."""
     _check_index(scene, index)
     if direction not in DIRECTIONS:
         raise ValueError(f"direction: expected one of {list(DIRECTIONS)}, got {direction!r}")
@@ -314,7 +344,9 @@ def can_move(scene: dict, index: int, direction: str) -> bool:
 
 
 def move(scene: dict, index: int, direction: str) -> dict:
-    """The scene with object ``index`` moved one cell ``left``/``right``/``up``/``down``."""
+    """The scene with object ``index`` moved one cell ``left``/``right``/``up``/``down``.
+
+    Serves chapter 01, "7. Three applications, previewed" (editing)."""
     if not can_move(scene, index, direction):
         raise ValueError(f"direction: object {index} cannot move {direction} (edge or occupied)")
     out = copy_scene(scene)
@@ -326,7 +358,9 @@ def move(scene: dict, index: int, direction: str) -> dict:
 
 
 def restyle(scene: dict, style: str) -> dict:
-    """The scene drawn in a named whole-image style (see :data:`STYLES`)."""
+    """The scene drawn in a named whole-image style (see :data:`STYLES`).
+
+    Serves chapter 01, "7. Three applications, previewed" (editing)."""
     if style not in STYLES:
         raise ValueError(f"style: expected one of {list(STYLES)}, got {style!r}")
     out = copy_scene(scene)
@@ -336,7 +370,9 @@ def restyle(scene: dict, style: str) -> dict:
 
 
 def hflip(scene: dict) -> dict:
-    """The scene mirrored left-right (what a horizontal-flip augmentation does to it)."""
+    """The scene mirrored left-right (what a horizontal-flip augmentation does to it).
+
+    Used in chapter 06, "9. Which augmentations preserve labels? (seed 9.2)"."""
     out = copy_scene(scene)
     for obj in out["objects"]:
         obj["x"] = scene["width"] - obj["x"]
@@ -344,7 +380,9 @@ def hflip(scene: dict) -> dict:
 
 
 def vflip(scene: dict) -> dict:
-    """The scene mirrored top-bottom (triangles would point down: see chapter 06)."""
+    """The scene mirrored top-bottom (triangles would point down: see chapter 06).
+
+    Used in chapter 06, "9. Which augmentations preserve labels? (seed 9.2)"."""
     out = copy_scene(scene)
     for obj in out["objects"]:
         obj["y"] = scene["height"] - obj["y"]

@@ -21,10 +21,9 @@ from course_utils.world.programs import FAMILIES, SPATIAL_OPS, World, answer_voc
 from course_utils.world.questions import generate_question
 
 #: Bump when the tokenizer changes in a way the source fingerprint would not catch.
-TOKENIZER_VERSION = "2"
-#: The world tokenizer's vocabulary budget: more than the corpus needs, so training ends
-#: with every word of the world's language as one token.
-WORLD_VOCAB_SIZE = 4000
+TOKENIZER_VERSION = "1"
+#: Every digit and punctuation mark a text of the world may contain.
+SYMBOLS = "0 1 2 3 4 5 6 7 8 9 . , ? ! ; : ' \" - ( )"
 
 
 def world_corpus(n: int = 2000, seed: int = 0, heldout: bool = False, captions: bool = True,
@@ -37,7 +36,7 @@ def world_corpus(n: int = 2000, seed: int = 0, heldout: bool = False, captions: 
     referring expressions, edit instructions and the relation, move and number words, so
     that a tokenizer trained on it knows every word of every split.
 
-    Built in chapter 04, "Tokenization".
+    Used in chapter 04, "1. From text to ids: a WordPiece tokenizer for our world".
     """
     if isinstance(n, bool) or not isinstance(n, int) or n <= 0:
         raise ValueError(f"n must be a positive int, got {n!r}")
@@ -57,18 +56,21 @@ def world_corpus(n: int = 2000, seed: int = 0, heldout: bool = False, captions: 
             out += [t.replace("{", "").replace("}", "") for t in train + held]
         for words in (*RELATION_WORDS.values(), *MOVE_WORDS.values(), NUMBER_WORDS):
             out += list(words)
+        out.append(SYMBOLS)
     return out
 
 
 def load_tokenizer(cache: bool = True):
     """The world's WordPiece tokenizer as a ``transformers.PreTrainedTokenizerFast``.
 
-    :func:`~course_utils.tokenization.train_wordpiece` on the complete
-    :func:`world_corpus` (so no word of any split is ``[UNK]``), deterministic, cached
+    :func:`~course_utils.tokenization.train_wordpiece` with no budget on the complete
+    :func:`world_corpus` (so no word of any split is ``[UNK]``; an unseen word is spelled
+    in characters), deterministic, cached
     under ``runtime.cache_dir("data")`` by a fingerprint of the world's source. ``[PAD]``
     has id 0.
 
-    Introduced in chapter 05, "Data in, logits out"; built from chapter 04's trainer.
+    Used in chapter 06, "6. Text: tokenization, padding and attention masks"; built with
+    chapter 04's trainer.
     """
     from transformers import PreTrainedTokenizerFast
 
@@ -81,7 +83,8 @@ def load_tokenizer(cache: bool = True):
         path = cache_dir("data") / f"tokenizer-{key}"
         if (path / "tokenizer.json").exists():
             return PreTrainedTokenizerFast.from_pretrained(str(path))
-    tok = train_wordpiece(world_corpus(3000, complete=True), vocab_size=WORLD_VOCAB_SIZE)
+    # no budget: every word of the world is one token; only the corpus's own characters
+    tok = train_wordpiece(world_corpus(3000, complete=True), vocab_size=None, alphabet=())
     if cache:
         tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
         tok.save_pretrained(str(tmp))

@@ -1,0 +1,14 @@
+"""The machinery that runs the course, out of the lessons' way.
+
+=============  ================================================================
+``bootstrap``  ``python3 -m course_utils`` sets up its own virtual environment
+``cli``        the command line: run, test, doctor, release, grade, reproduce, ...
+``runner``     executing chapters headless, their HTML copies, the results table
+``notebooks``  chapter discovery, the notebook skeleton, the student version
+``doctor``     the environment check
+``colab``      the repository address and the setup cell every chapter starts with
+=============  ================================================================
+
+Nothing in the lessons imports these modules (the import contract in ``pyproject.toml``
+enforces it). Importing this package needs only the standard library.
+"""
