@@ -17,6 +17,7 @@ def _isolated_cache(tmp_path, monkeypatch):
     monkeypatch.setenv("COURSE_CACHE_DIR", str(tmp_path / "course-cache"))
     monkeypatch.delenv("COURSE_RESULTS_FILE", raising=False)
     monkeypatch.delenv("COURSE_STRICT_CHECKS", raising=False)
+    monkeypatch.delenv("NBGRADER_EXECUTION", raising=False)
 
 
 # ---- the checker tests' stand-ins for a student's answer ----------------------------------

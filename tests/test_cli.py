@@ -75,13 +75,27 @@ def test_grade_reports_unattempted_exercises_of_a_student_version(tmp_path):
     proc = _cli("grade", str(student), "--build-dir", str(tmp_path / "g"), tmp_path=tmp_path)
     assert proc.returncode == 1  # nothing attempted yet: not a pass
     assert proc.stdout.count("not attempted") == 3, proc.stdout
+    assert "0 of 4 points" in proc.stdout and "0/2" in proc.stdout
     assert "Traceback" not in proc.stdout + proc.stderr
+
+
+def test_exercises_prints_the_table_of_every_exercise(capsys):
+    from course_utils.tools.exercises import course_table
+
+    assert main(["exercises"]) == 0
+    out = capsys.readouterr().out
+    assert "06_data" in out and "Pick the label-preserving augmentations" in out and "★☆☆" in out
+    rows = course_table(list_chapters())
+    assert out.strip().splitlines()[-1].startswith(f"{len(rows)} exercises, {sum(r['points'] for r in rows)} points")
+    assert sum(title in out for title in (r["title"] for r in rows)) == len(rows)
+    assert main(["exercises", "--markdown"]) == 0
+    assert capsys.readouterr().out.startswith("| chapter | exercise |")
 
 
 def test_help_lists_the_commands(capsys):
     assert main([]) == 0
     out = capsys.readouterr().out
-    for command in ("run", "test", "doctor", "release", "grade"):
+    for command in ("run", "test", "doctor", "release", "grade", "exercises", "nbgrader-course"):
         assert command in out
 
 

@@ -5,14 +5,17 @@ import copy
 
 import pytest
 
-from course_utils.tools.colab import setup_cell_source
+from course_utils.tools.colab import REPO_URL, badge, colab_url, setup_cell_source
+from course_utils.tools.exercises import exercises, validate_exercises
 from course_utils.tools.notebooks import (
     BEGIN,
     END,
     NAME_RE,
+    leaked_solution_lines,
     list_chapters,
     make_notebook,
     read,
+    solution_lines,
     student_source,
     student_version,
     validate_skeleton,
@@ -38,7 +41,9 @@ def test_every_ipynb_is_named_as_a_chapter():
 
 @pytest.mark.parametrize("path", CHAPTERS, ids=lambda p: p.stem)
 def test_chapter_follows_the_skeleton(path):
-    assert validate_skeleton(read(path)) == []
+    """The structure, the Colab badge, and every exercise's metadata (nbgrader's and the
+    course's: difficulty, minutes, points shown in the heading, the checker it calls)."""
+    assert validate_skeleton(read(path), path.name) == []
 
 
 @pytest.mark.parametrize("path", CHAPTERS, ids=lambda p: p.stem)
@@ -50,7 +55,7 @@ def test_chapter_is_committed_without_outputs(path):
 
 @pytest.mark.parametrize("path", CHAPTERS, ids=lambda p: p.stem)
 def test_student_version_has_no_solution_and_still_parses(path):
-    student = student_version(read(path))
+    student = student_version(read(path), path.name)
     n_exercises = 0
     for cell in student.cells:
         assert BEGIN not in cell.source and END not in cell.source
@@ -58,6 +63,74 @@ def test_student_version_has_no_solution_and_still_parses(path):
             ast.parse(cell.source)  # valid Python after the solution is removed
             n_exercises += "# YOUR CODE HERE" in cell.source
     assert n_exercises >= 2, "every chapter has exercises"
+    assert solution_lines(read(path)), "the chapter's solutions have lines to look for"
+    leaked = leaked_solution_lines(read(path), student)
+    assert not leaked, f"solution lines left in the student version: {leaked}"
+
+
+def test_the_leak_check_can_fail():
+    nb = read(CHAPTERS[1])
+    student = student_version(nb, CHAPTERS[1].name)
+    line = solution_lines(nb)[0]
+    student.cells[-1].source += f"\n\nA hint that gives it away: `{line}`"
+    assert leaked_solution_lines(nb, student) == [line]
+
+
+@pytest.mark.parametrize("path", CHAPTERS, ids=lambda p: p.stem)
+def test_each_badge_opens_its_own_notebook(path):
+    url = f"https://colab.research.google.com/github/{REPO_URL.removeprefix('https://github.com/')}"
+    title = read(path).cells[0].source.split("\n")
+    assert title[2] == badge(path.name) and f"{url}/blob/main/notebooks/{path.name})" in title[2]
+    student = student_version(read(path), path.name).cells[0].source.split("\n")
+    assert student[2] == badge(path.name, student=True)
+    assert f"{url}/blob/student/notebooks/{path.name})" in student[2]
+
+
+def test_colab_urls_come_from_the_one_repository_address():
+    assert colab_url("06_data.ipynb", repo_url="https://github.com/someone/fork.git") == (
+        "https://colab.research.google.com/github/someone/fork/blob/main/notebooks/06_data.ipynb")
+
+
+def test_points_add_up_to_the_published_totals():
+    from course_utils.tools.exercises import course_table, format_table
+
+    rows = course_table(CHAPTERS)
+    assert len(rows) == sum(len(exercises(read(p))) for p in CHAPTERS) >= 2 * len(CHAPTERS)
+    footer = format_table(rows).strip().splitlines()[-1]
+    assert footer.startswith(f"{len(rows)} exercises, {sum(r['points'] for r in rows)} points")
+    for path in CHAPTERS:
+        total = sum(r["points"] for r in rows if r["chapter"] == path.stem)
+        assert f"{path.stem}: {total}" in footer
+
+
+def test_the_readme_exercise_table_is_generated_from_the_notebooks():
+    from course_utils.runtime import REPO_ROOT
+    from course_utils.tools.exercises import course_table, format_table
+
+    readme = (REPO_ROOT / "README.md").read_text()
+    assert format_table(course_table(CHAPTERS), markdown=True) in readme, (
+        "README's exercise table is stale: paste `python3 -m course_utils exercises --markdown`")
+
+
+@pytest.mark.parametrize(
+    ("edit", "problem"),
+    [
+        (lambda nb, ex: nb.cells[ex["heading_cell"]].metadata["course"]["exercise"].update(points=7),
+         "does not show the metadata"),
+        (lambda nb, ex: nb.cells[ex["check_cell"]].metadata["nbgrader"].update(locked=False), "check cell"),
+        (lambda nb, ex: nb.cells[ex["answer_cell"]].metadata.pop("nbgrader"), "answer cell"),
+        (lambda nb, ex: setattr(nb.cells[ex["check_cell"]], "source", "print(1)"), "one call of"),
+        (lambda nb, ex: nb.cells[ex["check_cell"]].metadata["nbgrader"].update(
+            grade_id=nb.cells[ex["answer_cell"]].metadata["nbgrader"]["grade_id"]), "used twice"),
+        (lambda nb, ex: nb.cells.insert(1, copy.deepcopy(nb.cells[ex["answer_cell"]])) or
+         nb.cells[1].metadata.pop("nbgrader"), "outside an exercise"),
+    ],
+)
+def test_the_exercise_validator_can_fail(edit, problem):
+    nb = read(CHAPTERS[5])
+    edit(nb, exercises(nb)[0])
+    problems = validate_exercises(nb, CHAPTERS[5].name[:2])
+    assert any(problem in p for p in problems), problems
 
 
 # ---- the validator itself can fail ---------------------------------------------------
@@ -69,7 +142,8 @@ GOOD = [
     ("md", "## 1. First idea"),
     ("md", "## 2. Second idea"),
     ("md", "## Exercises"),
-    ("code", "answer = None\n### BEGIN SOLUTION\nanswer = 2\n### END SOLUTION\nch99.check_answer(answer)"),
+    ("code", "answer = None\n### BEGIN SOLUTION\nanswer = 2\n### END SOLUTION"),
+    ("code", "ch99.check_answer(answer)"),
     ("md", "## Summary\n\n- a\n- b\n- c"),
     ("md", "## Further reading\n\n- a paper"),
 ]
@@ -86,10 +160,10 @@ def test_validator_accepts_a_good_notebook():
         (lambda c: c.pop(1), "Learning goals"),
         (lambda c: c.__setitem__(4, ("md", "## 3. Third idea")), "not 1..n"),
         (lambda c: c.pop(5), "Exercises"),
-        (lambda c: c.__setitem__(7, ("md", "## Summary\n\n- only one")), "3-6 bullets"),
+        (lambda c: c.__setitem__(8, ("md", "## Summary\n\n- only one")), "3-6 bullets"),
         (lambda c: c.__setitem__(6, ("code", "### BEGIN SOLUTION\nanswer = 2\nprint(answer)")),
          "unbalanced"),
-        (lambda c: c.insert(0, c.pop(7)), "title"),
+        (lambda c: c.insert(0, c.pop(8)), "title"),
     ],
 )
 def test_validator_rejects_broken_notebooks(mutate, problem):

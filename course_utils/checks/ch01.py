@@ -53,13 +53,23 @@ _LLAVA_TRAINABLE = {
 
 @checker(
     "Exercise 1: components and their roles",
-    hint="Follow an image and an instruction from the left of the diagram to the answer on "
-    "the right: what must happen first to each, where do they meet, what comes out?",
+    hints=(
+        "Follow an image and an instruction through the pipeline, left to right: what must "
+        "happen to each of them on its own first, where do they meet, and what comes out at "
+        "the end?",
+        "Each input is encoded on its own first; then the two meet, one side gathering "
+        "information from the other; then a head turns the result into one score per answer. "
+        "The projector is not part of the source's model: it belongs to LLaVA's design, where "
+        "image features must look like word embeddings to the language model.",
+        'Reread chapter 01, "4. The building blocks, and where you build each one" (its '
+        "diagram) and, for the projector, the LLaVA bullet of "
+        'chapter 01, "6. The landscape: three ways to connect vision to language".',
+    ),
 )
 def check_components(answer):
     """Check Exercise 1: one role letter of :data:`ROLES` for each of :data:`COMPONENTS`.
 
-    Used in chapter 01, "Exercise 1 — Components and their roles (★☆☆, ~5 min)"."""
+    Used in chapter 01, "Exercise 1 — Components and their roles (★☆☆, ~5 min, 1 point)"."""
     expect_type(answer, dict, "your answer")
     missing = [c for c in COMPONENTS if c not in answer]
     if missing:
@@ -80,13 +90,21 @@ def check_components(answer):
 
 @checker(
     "Exercise 2: tensor shapes through the pipeline",
-    hint="A ViT cuts the image into (224/16)^2 patches and adds one more token in front. "
-    "Cross-attention returns one vector per query, and the queries come from the instruction.",
+    hints=(
+        "Every tensor keeps the batch dimension first. Then count tokens: how many 16-pixel "
+        "squares does a 224-pixel image hold, and does the ViT add a token of its own?",
+        "A ViT cuts the image into (224 / 16)^2 patches and puts one [CLS] token in front. "
+        "Attention returns one output vector per query, and in the source's cross-attention "
+        "the queries come from the instruction. Pooling removes the sequence dimension; the "
+        "head maps the hidden size to the number of answers.",
+        """Reread chapter 01, "5. Following the shapes through the source's model", which """
+        "follows these tensors one step at a time.",
+    ),
 )
 def check_pipeline_shapes(answer):
     """Check Exercise 2: the shape of each tensor of :data:`PIPELINE`'s forward pass.
 
-    Used in chapter 01, "Exercise 2 — Tensor shapes through the pipeline (★★☆, ~10 min)"."""
+    Used in chapter 01, "Exercise 2 — Tensor shapes through the pipeline (★★☆, ~10 min, 2 points)"."""
     expect_type(answer, dict, "your answer")
     expected = _expected_shapes()
     missing = [k for k in _SHAPE_KEYS if k not in answer]
@@ -119,13 +137,21 @@ def check_pipeline_shapes(answer):
 
 @checker(
     "Exercise 3: what LLaVA trains in each stage",
-    hint="Stage 1 only aligns the two spaces (feature alignment); stage 2 teaches the model "
-    "to follow instructions end to end. The CLIP encoder stays frozen throughout.",
+    hints=(
+        "Ask of each part, stage by stage: does LLaVA update its weights there? One part is "
+        "trained in both stages, and one is never trained.",
+        "Stage 1 is called feature alignment: which part's only job is to align the image "
+        "features with the word embeddings? Stage 2 is instruction tuning: which part that "
+        "writes the text must change for the model to follow instructions? Name the parts "
+        "as in LLAVA_PARTS.",
+        "Reread the LLaVA bullet of "
+        'chapter 01, "6. The landscape: three ways to connect vision to language".',
+    ),
 )
 def check_llava_stages(answer):
     """Check Exercise 3: the parts of :data:`LLAVA_PARTS` that each LLaVA stage trains.
 
-    Used in chapter 01, "Exercise 3 — What LLaVA trains, stage by stage (★☆☆, ~5 min)"."""
+    Used in chapter 01, "Exercise 3 — What LLaVA trains, stage by stage (★☆☆, ~5 min, 1 point)"."""
     expect_type(answer, dict, "your answer")
     if set(answer) != set(_LLAVA_TRAINABLE):
         raise AssertionError(f"give the trainable parts for exactly {sorted(_LLAVA_TRAINABLE)}")

@@ -49,13 +49,19 @@ def _randn(*shape, seed: int) -> torch.Tensor:
 
 @checker(
     "Exercise 1: a stable softmax",
-    hint="softmax(x) = softmax(x - c) for any constant c along the dimension; pick the c "
-    "that makes every exponent <= 0. Use the `dim` argument everywhere, with keepdim=True.",
+    hints=(
+        "softmax(x) equals softmax(x - c) for any constant c along the dimension: choose the "
+        "c that makes every exponent at most 0, and nothing can overflow.",
+        "Subtract the maximum along `dim` (with keepdim=True, so that it broadcasts) before "
+        "the exponential, and normalise along the same `dim`. Make a new tensor rather than "
+        "subtracting in place (x -= ... changes the caller's tensor); exp(-inf) is already 0.",
+        'Reread chapter 02, "2. The formula, from scratch": it shows the overflow and its fix.',
+    ),
 )
 def check_softmax(fn):
     """Check Exercise 1: a softmax that sums to 1, never overflows and handles ``-inf``.
 
-    Used in chapter 02, "Exercise 1 — a stable softmax (★☆☆, ~5 min)"."""
+    Used in chapter 02, "Exercise 1 — a stable softmax (★☆☆, ~5 min, 1 point)"."""
     cases = [
         ("small scores, dim=-1", _randn(4, 7, seed=1), -1),
         ("scores around +1000 (exp overflows)", 1000 + 5 * _randn(3, 6, seed=2), -1),
@@ -116,13 +122,21 @@ def _entropy(w: torch.Tensor) -> float:
 
 @checker(
     "Exercise 2: scaled dot-product attention",
-    hint="scores = q @ k^T scaled by 1/sqrt(d_k), shape (B, H, N_q, N_k); put -inf where the "
-    "mask is False BEFORE the softmax; the softmax runs over the keys (the last dimension).",
+    hints=(
+        "Four steps: scores from the queries and keys, scaled; blocked positions removed; a "
+        "softmax; a weighted sum of the values. Return the weights as well as the output.",
+        "The scores are q times k transposed on its last two axes, divided by the square root "
+        "of q's last dimension: shape (B, H, N_q, N_k). Blocked positions must get weight 0 "
+        "and the others must still sum to 1: which score gives a softmax weight of 0, and must "
+        "it be set before or after the softmax? The softmax runs over the keys (the last axis).",
+        'Reread chapter 02, "2. The formula, from scratch" for the scores and chapter 02, '
+        '"4. Masks: padding and causality" for the mask (True = may attend).',
+    ),
 )
 def check_attention(fn):
     """Check Exercise 2: ``(output, weights)`` of scaled dot-product attention, masks included.
 
-    Used in chapter 02, "Exercise 2 — scaled dot-product attention (★★☆, ~10 min)"."""
+    Used in chapter 02, "Exercise 2 — scaled dot-product attention (★★☆, ~10 min, 2 points)"."""
     for case, q, k, v, mask in _attention_cases():
         args = (q.clone(), k.clone(), v.clone())
         result = call_student(fn, *args) if mask is None else call_student(fn, *args, mask=mask)
@@ -172,13 +186,20 @@ def check_attention(fn):
 
 @checker(
     "Exercise 3: a padding mask from token ids",
-    hint="compare the ids with pad_id (don't assume where the padding is, nor that pad_id is 0), "
-    "then add two singleton axes for heads and queries with None or unsqueeze.",
+    hints=(
+        "One comparison between the ids and pad_id gives the mask; don't assume where the "
+        "padding is, nor that pad_id is 0.",
+        "The mask is True at real tokens (ids different from pad_id) and must stay bool. Then "
+        "add two axes of size 1, for the heads and the queries, between the batch axis and "
+        "the key axis (index with None, or unsqueeze).",
+        'Reread chapter 02, "4. Masks: padding and causality": it builds this mask and shows '
+        "how it broadcasts over the scores.",
+    ),
 )
 def check_padding_mask(fn):
     """Check Exercise 3: the ``(B, 1, 1, N)`` bool key padding mask from token ids.
 
-    Used in chapter 02, "Exercise 3 — a padding mask from token ids (★☆☆, ~5 min)"."""
+    Used in chapter 02, "Exercise 3 — a padding mask from token ids (★☆☆, ~5 min, 1 point)"."""
     cases = [
         ("right padding, pad_id=0", torch.tensor([[5, 8, 3, 9, 0, 0], [7, 2, 0, 0, 0, 0]]), 0),
         ("no padding at all, pad_id=0", torch.tensor([[4, 4, 6], [1, 9, 2]]), 0),
@@ -210,14 +231,22 @@ def check_padding_mask(fn):
 
 @checker(
     "Exercise 4: splitting and merging heads",
-    hint="view (B, N, D) as (B, N, H, d) first, so each token's features are cut into H "
-    "pieces, then swap the token and head axes. Merging undoes both steps in reverse order "
-    "(reshape, not view, after a transpose).",
+    hints=(
+        "Head h of token n holds a contiguous slice of token n's features: cut each token's D "
+        "features into H pieces first, and only then move the head axis in front of the "
+        "token axis.",
+        "Split: view (B, N, D) as (B, N, H, d), then swap the token and head axes. Merge: "
+        "swap them back, then reshape to (B, N, H * d); a view fails on a transposed, "
+        "non-contiguous tensor. A direct view as (B, H, N, d) has the right shape and the "
+        "wrong values.",
+        'Reread chapter 02, "5. Multi-head attention", where split_heads and merge_heads are '
+        "built and tested.",
+    ),
 )
 def check_heads(split_fn, merge_fn=None):
     """Check Exercise 4: ``split_fn`` and its inverse ``merge_fn`` for attention heads.
 
-    Used in chapter 02, "Exercise 4 — splitting and merging heads (★★☆, ~10 min)"."""
+    Used in chapter 02, "Exercise 4 — splitting and merging heads (★★☆, ~10 min, 2 points)"."""
     if is_placeholder(merge_fn):
         raise NotAttempted()
     for case, (B, N, D, H) in {
@@ -260,13 +289,20 @@ def _mha_reference(x, context, w_q, w_k, w_v, w_o, num_heads):
 
 @checker(
     "Exercise 5: multi-head attention",
-    hint="project (x @ W.T), split into heads, run your attention per head (its scale uses "
-    "the head size d = D / H), merge the heads, then apply the output projection.",
+    hints=(
+        "Multi-head attention is four steps you already have: project, split into heads, "
+        "attend, then merge the heads and project again.",
+        "The weights follow nn.Linear's (out_features, in_features) convention, so a "
+        "projection multiplies by the transposed weight. Queries come from x, keys and values "
+        "from context. Each head's scores are scaled by the head size d = D / H, not by D: if "
+        "you are right with one head and wrong with several, look there.",
+        'Reread chapter 02, "5. Multi-head attention".',
+    ),
 )
 def check_multi_head_attention(fn):
     """Check Exercise 5: multi-head (self- or cross-) attention from raw weight matrices.
 
-    Used in chapter 02, "Exercise 5 — multi-head attention from its weights (★★★, ~15 min)"."""
+    Used in chapter 02, "Exercise 5 — multi-head attention from its weights (★★★, ~15 min, 3 points)"."""
     results = {}
     for case, (B, N_q, N_k, D, kv_dim, H, cross) in {
         "self-attention, one head": (2, 5, 5, 8, 8, 1, False),

@@ -24,14 +24,21 @@ def _patch_cases():
 
 @checker(
     "Exercise 1: patchify",
-    hint="Split H into (H/p, p) and W into (W/p, p) with reshape, move the two grid axes in "
-    "front of the channel axis with permute, then flatten. Compare with a Conv2d's "
-    "weight.reshape(D, -1): it reads a patch channel first, then rows, then columns.",
+    hints=(
+        "No loops: one reshape splits each spatial axis into (number of patches, p), one "
+        "permute puts the axes in the right order, one reshape flattens.",
+        "Split both spatial axes: (B, C, H/p, p, W/p, p). The patch index (H/p, W/p) must come "
+        "right after the batch, row before column; the pixels of one patch are read as a "
+        "Conv2d reads its kernel: channel first, then rows, then columns. So permute to "
+        "(B, H/p, W/p, C, p, p) before the last reshape.",
+        'Reread chapter 03, "2. Patches: how a ViT reads an image", where patches are cut and '
+        "compared with a Conv2d.",
+    ),
 )
 def check_patchify(fn):
     """Check Exercise 1: ``(B, C, H, W)`` images cut into ``(B, N, C*p*p)`` patches, in a ViT's order.
 
-    Used in chapter 03, "Exercise 1 — Patchify an image (★☆☆, ~5 min)"."""
+    Used in chapter 03, "Exercise 1 — Patchify an image (★☆☆, ~5 min, 1 point)"."""
     import torch
 
     from course_utils.vision import patchify
@@ -75,14 +82,23 @@ def _reference_count(cfg: dict) -> dict:
 
 @checker(
     "Exercise 2: count a ViT's parameters",
-    hint="Add up: the patch embedding (a Conv2d: weight and bias), the [CLS] token, one "
-    "position embedding per token (patches + [CLS]), and per block two LayerNorms, four "
-    "D x D projections with biases and the two MLP layers; then the final LayerNorm.",
+    hints=(
+        "List the parts and count each one on its own: the patch embedding, the [CLS] token, "
+        "the position embeddings, one encoder block (times the number of blocks), the final "
+        "LayerNorm. This encoder has no pooler.",
+        "A Linear layer from a to b features has a*b + b parameters and a LayerNorm of width D "
+        "has 2D. Per block: four D x D projections with biases, a two-layer MLP D -> I -> D and "
+        "two LayerNorms. Embeddings: the patch Conv2d (3 p^2 D weights and D biases), D for "
+        "[CLS], and one position vector per token: every patch and the [CLS] token.",
+        'Reread chapter 03, "3. Patch embedding, the `[CLS]` token and position embeddings" '
+        'and chapter 03, "4. Encoder blocks, and a ViT that matches `transformers.ViTModel`", '
+        "whose count_parameters lets you check your total.",
+    ),
 )
 def check_vit_param_count(answer):
     """Check Exercise 2: the parameter count of the ViT described by :data:`COUNT_CONFIG`.
 
-    Used in chapter 03, "Exercise 2 — Count a ViT's parameters (★★☆, ~10 min)"."""
+    Used in chapter 03, "Exercise 2 — Count a ViT's parameters (★★☆, ~10 min, 2 points)"."""
     expect_type(answer, int, "your answer")
     r = _reference_count(COUNT_CONFIG)
     total = r["patch"] + r["cls"] + r["pos"] + r["layers"] * r["block"] + r["final_ln"]
@@ -107,7 +123,11 @@ def check_vit_param_count(answer):
         raise AssertionError("this encoder has no pooler (add_pooling_layer=False): leave it out")
     if diff % r["block"] == 0:
         raise AssertionError("the number of encoder blocks is off")
-    raise AssertionError(f"off by {abs(diff)} ({'too few' if diff > 0 else 'too many'})")
+    # not "off by N": the student's number plus N would be the answer
+    raise AssertionError(
+        f"you counted {'too few' if diff > 0 else 'too many'} parameters; count each part "
+        "on its own (the patch embedding, [CLS], positions, one block, the final LayerNorm) "
+        "and add them up again")
 
 
 def _processor_cases():
@@ -124,7 +144,7 @@ def _processor_cases():
 def reference_preprocess(image, mean, std):
     """What ``ViTImageProcessor(do_resize=False)`` does to an ``(H, W, 3)`` uint8 image.
 
-    Used in chapter 03, "Exercise 3 — Rescale and normalize like `ViTImageProcessor` (★☆☆, ~5 min)"."""
+    Used in chapter 03, "Exercise 3 — Rescale and normalize like `ViTImageProcessor` (★☆☆, ~5 min, 1 point)"."""
     import numpy as np
     import torch
 
@@ -135,14 +155,20 @@ def reference_preprocess(image, mean, std):
 
 @checker(
     "Exercise 3: rescale and normalize like ViTImageProcessor",
-    hint="Three steps: divide the uint8 values by 255, subtract the channel mean and divide by "
-    "the channel std (channels last, so broadcasting works), then move channels first and "
-    "add a batch dimension.",
+    hints=(
+        "Three steps, in this order: rescale the uint8 values to [0, 1], normalize each "
+        "channel with its mean and std, then arrange the axes as the model wants them, "
+        "(1, 3, H, W).",
+        "Convert to float and divide by 255; subtract the mean and divide by the std, each "
+        "as a tensor of 3 values, which broadcasts over the last axis while the channels are "
+        "last; then move the channels first and add a batch axis (permute, then unsqueeze).",
+        'Reread chapter 03, "5. The image processor: what happens to the pixels".',
+    ),
 )
 def check_preprocess(fn):
     """Check Exercise 3: rescaling and normalisation of a uint8 image to ``(1, 3, H, W)``.
 
-    Used in chapter 03, "Exercise 3 — Rescale and normalize like `ViTImageProcessor` (★☆☆, ~5 min)"."""
+    Used in chapter 03, "Exercise 3 — Rescale and normalize like `ViTImageProcessor` (★☆☆, ~5 min, 1 point)"."""
     import torch
 
     for case, (img, mean, std) in _processor_cases().items():

@@ -37,13 +37,21 @@ def _id_cases():
 
 @checker(
     "Exercise 1: an attention mask from a padded batch",
-    hint="compare the ids with pad_id (don't assume the padding is at the end, nor that "
-    "pad_id is 0) and convert the result to integers: 1 = real token, 0 = padding, shape (B, T).",
+    hints=(
+        "The attention mask says, for each position, whether it holds a real token; one "
+        "comparison with pad_id gives it. Don't assume where the padding is (some tokenizers "
+        "pad on the left) or that pad_id is 0.",
+        "Comparing the ids with pad_id gives a bool (B, T) tensor; tokenizers return integers "
+        "(1 = real token, 0 = padding), so convert it. Chapter 02's padding_mask is the same "
+        "information with two extra axes for the attention scores; Hugging Face models take "
+        "(B, T).",
+        'Reread chapter 04, "2. Batches: padding, truncation and the attention mask".',
+    ),
 )
 def check_attention_mask(fn):
     """Check Exercise 1: the ``(B, T)`` 0/1 attention mask of a padded batch of ids.
 
-    Used in chapter 04, "Exercise 1 — an attention mask from a padded batch (★☆☆, ~5 min)"."""
+    Used in chapter 04, "Exercise 1 — an attention mask from a padded batch (★☆☆, ~5 min, 1 point)"."""
     for case, ids, pad_id in _id_cases():
         m = call_student(fn, ids.clone(), pad_id)
         expected = ref.attention_mask_from_ids(ids, pad_id)
@@ -89,14 +97,19 @@ def _pool_cases():
 
 @checker(
     "Exercise 2: masked mean pooling",
-    hint="multiply the hidden states by the mask (give it a trailing axis of size 1 so it "
-    "broadcasts over D), sum over the token axis, and divide by the number of REAL tokens "
-    "of each row (the sum of the mask), not by T.",
+    hints=(
+        "A plain mean over the tokens counts the padding too: zero the padded vectors, add up "
+        "the rest, and divide by the number of real tokens of each row.",
+        "Turn the mask into floats with a trailing axis, (B, T, 1), so that it broadcasts over "
+        "D; multiply, sum over the token axis (dim=1), and divide by each row's number of real "
+        "tokens (the mask's sum over dim=1), not by T.",
+        'Reread chapter 04, "4. A small BERT-style encoder and masked mean pooling".',
+    ),
 )
 def check_mean_pool(fn):
     """Check Exercise 2: the mean of the hidden states over each row's real tokens.
 
-    Used in chapter 04, "Exercise 2 — masked mean pooling (★★☆, ~10 min)"."""
+    Used in chapter 04, "Exercise 2 — masked mean pooling (★★☆, ~10 min, 2 points)"."""
     for case, hidden, mask in _pool_cases():
         out = call_student(fn, hidden.clone(), mask.clone())
         expected = ref.mean_pool(hidden, mask)
@@ -153,14 +166,21 @@ def _reference_labels(ids, mask):
 
 @checker(
     "Exercise 3: next-token labels for a decoder",
-    hint="the label at position t is the token at t + 1: shift the ids one step to the "
-    "LEFT; the last position has no next token, and neither does any position whose next "
-    "token is padding; put -100 there (cross_entropy's ignore_index).",
+    hints=(
+        "The label at position t is the token at position t + 1. Where there is no next real "
+        "token (the last position, or a position followed by padding), the label is -100, the "
+        "ignore_index of cross_entropy.",
+        "Start from a (B, T) tensor full of -100 (torch.full_like), copy the ids shifted one "
+        "step to the LEFT into every position but the last, then put -100 back wherever the "
+        "next position is padding (the mask, shifted the same way, is 0 there).",
+        'Reread chapter 04, "3. Encoder or decoder?", where a decoder learns to predict the '
+        "next token.",
+    ),
 )
 def check_lm_labels(fn):
     """Check Exercise 3: next-token labels, ``-100`` where there is no next token.
 
-    Used in chapter 04, "Exercise 3 — next-token labels for a decoder (★★☆, ~10 min)"."""
+    Used in chapter 04, "Exercise 3 — next-token labels for a decoder (★★☆, ~10 min, 2 points)"."""
     for case, ids, mask in _label_cases():
         labels = call_student(fn, ids.clone(), mask.clone())
         _, expected = _reference_labels(ids, mask)

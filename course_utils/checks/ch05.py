@@ -46,13 +46,22 @@ def _variants(block: ref.GatedCrossAttentionBlock, x, image) -> dict:
 
 @checker(
     "Exercise 1: Flamingo's gated cross-attention block",
-    hint="two learnable scalars, both initialised to 0, named attn_gate and mlp_gate; then "
-    "x = x + tanh(attn_gate) * xattn(norm1(x), image)[0] and "
-    "x = x + tanh(mlp_gate) * mlp(norm2(x)).",
+    hints=(
+        "A gate is a learnable number that scales a branch before the branch is added to x. "
+        "Flamingo's gates start at 0, so a fresh block returns x unchanged and the image "
+        "cannot disturb the language model on the first step.",
+        "Make each gate an nn.Parameter holding a single 0. In forward, the cross-attention "
+        "reads the normalised x (norm1) with the image as keys and values, and returns "
+        "(output, weights): keep the output. Each branch is multiplied by the tanh of its gate "
+        "and added to x: the cross-attention branch first, then the MLP branch on norm2 of "
+        "the updated x.",
+        'Reread the Flamingo paragraph of chapter 05, "4. Four other ways to fuse" and, for '
+        'the residual pattern, chapter 05, "3. Residual, normalisation, and a real block".',
+    ),
 )
 def check_gated_block(cls):
     """Check Exercise 1: a Flamingo block class with tanh gates ``attn_gate``/``mlp_gate`` at 0.
-    Used in chapter 05, "Exercise 1 — Flamingo's gated cross-attention block (★★☆, ~10 min)"."""
+    Used in chapter 05, "Exercise 1 — Flamingo's gated cross-attention block (★★☆, ~10 min, 2 points)"."""
     torch.manual_seed(0)
     block = call_student(cls, D, HEADS)
     expect_type(block, nn.Module, "your block")
@@ -130,7 +139,7 @@ BATCH, LENGTH = 8, 12
 def llava_shapes() -> dict:
     """The true shapes, measured on the default ``llava_projection`` model.
 
-    Used in chapter 05, "Exercise 2 — predict the shapes inside the LLaVA-style model (★☆☆, ~10 min)"."""
+    Used in chapter 05, "Exercise 2 — predict the shapes inside the LLaVA-style model (★☆☆, ~10 min, 1 point)"."""
     torch.manual_seed(0)
     model = ref.build_model("llava_projection", vocab_size=300, num_answers=34)  # sizes do not change a shape
     c = model.cfg
@@ -160,14 +169,21 @@ def llava_shapes() -> dict:
 
 @checker(
     "Exercise 2: the shapes inside the LLaVA-style model",
-    hint="48/16 = 3 cells a side; our image encoder has no [CLS] token; the projector keeps the "
-    "number of tokens; the joint sequence puts the image tokens before the instruction, and its "
-    "mask covers both.",
+    hints=(
+        "Follow one batch through the model: image encoder, projector, joint sequence, "
+        "blocks, pooling, classifier. Every shape keeps the batch first.",
+        "How many 16-px cells does a 48-px side have? Unlike chapter 03's ViT, this image "
+        "encoder adds no [CLS] token. The projector maps each image token to the model's "
+        "width and keeps the number of tokens. The joint sequence is the image tokens followed "
+        "by the instruction tokens, and its mask needs one entry per position of that "
+        "sequence. Check yourself with fusion.trace_shapes.",
+        'Reread the LLaVA paragraph of chapter 05, "4. Four other ways to fuse".',
+    ),
 )
 def check_llava_shapes(answer):
     """Check Exercise 2: the predicted shapes of :data:`LLAVA_SHAPE_KEYS` in ``llava_projection``.
 
-    Used in chapter 05, "Exercise 2 — predict the shapes inside the LLaVA-style model (★☆☆, ~10 min)"."""
+    Used in chapter 05, "Exercise 2 — predict the shapes inside the LLaVA-style model (★☆☆, ~10 min, 1 point)"."""
     expect_type(answer, dict, "your answer")
     missing = [k for k in LLAVA_SHAPE_KEYS if k not in answer]
     if missing:

@@ -22,13 +22,20 @@ def _seeded(family: str, n: int, seed: int = 6, **world_kw) -> list[dict]:
 
 @checker(
     "Exercise 1: an independent answer function for counting questions",
-    hint="Count the objects whose attributes contain every key/value pair of program['objs'] "
-    "(an empty dict matches every object) and return the count as a string, e.g. '3'.",
+    hints=(
+        "A counting program describes the objects to count in program['objs']: go through "
+        "scene['objects'] and count the ones that fit that description.",
+        "An object matches when it has every key/value pair of program['objs'] (all(...) over "
+        "its items); the empty description {} matches every object. Return the count as a "
+        "string, like the dataset's answers.",
+        'Reread chapter 06, "2. Questions with exactly one answer", where programs.answer '
+        "evaluates such programs.",
+    ),
 )
 def check_count_answer(fn):
     """Check Exercise 1: an answer function for counting programs, against the world's answers.
 
-    Used in chapter 06, "Exercise 1 — An independent answer for counting questions (★☆☆, ~10 min)"."""
+    Used in chapter 06, "Exercise 1 — An independent answer for counting questions (★☆☆, ~10 min, 1 point)"."""
     cases = _seeded("count", 150)
     # edge cases: a scene where nothing matches, and the total count ({} matches all)
     scene = scenes.make_scene(
@@ -59,14 +66,19 @@ def check_count_answer(fn):
 
 @checker(
     "Exercise 2: padding a batch and building its attention mask",
-    hint="Pad every sequence on the right with pad_id up to the longest one; the mask is 1 "
-    "where a real token is and 0 on padding. Build it from the lengths, not by comparing "
-    "ids with pad_id.",
+    hints=(
+        "Every row must get the length of the longest sequence: pad on the right, and record "
+        "which positions hold real tokens.",
+        "Build both tensors from the lengths: each sequence followed by (L - its length) "
+        "copies of pad_id, and a mask row of as many 1s as the sequence has tokens, then 0s. "
+        "Don't find the padding by comparing ids with pad_id: a real token may have the same id.",
+        'Reread chapter 06, "6. Text: tokenization, padding and attention masks".',
+    ),
 )
 def check_pad_batch(fn):
     """Check Exercise 2: ``(input_ids, attention_mask)`` of right-padded sequences.
 
-    Used in chapter 06, "Exercise 2 — Pad a batch and build its attention mask (★☆☆, ~10 min)"."""
+    Used in chapter 06, "Exercise 2 — Pad a batch and build its attention mask (★☆☆, ~10 min, 1 point)"."""
     import torch
 
     cases = {
@@ -102,7 +114,7 @@ def check_pad_batch(fn):
 def label_preserving(n_per_family: int = 60, seed: int = 0) -> set[str]:
     """The augmentations that change no label on a seeded sample of every family.
 
-    Used in chapter 06, "Exercise 3 — Pick the label-preserving augmentations (★☆☆, ~5 min)"."""
+    Used in chapter 06, "Exercise 3 — Pick the label-preserving augmentations (★☆☆, ~5 min, 1 point)"."""
     world = programs.World(spatial_ops=tuple((op, 1.0) for op in programs.SPATIAL_OPS))
     examples = [
         questions.generate_question(random.Random(f"ch06:aug:{seed}:{f}:{i}"), f, world)
@@ -118,20 +130,26 @@ def label_preserving(n_per_family: int = 60, seed: int = 0) -> set[str]:
 
 @checker(
     "Exercise 3: which augmentations preserve every label?",
-    hint="Use the breakage table of section 8: keep an augmentation only if it changed no "
-    "answer in any family. Give the names as a set of strings.",
+    hints=(
+        "An augmentation preserves the labels only if it changes no answer in any question "
+        "family, not just in most of them.",
+        "Read the breakage heatmap: keep the augmentations whose row is 0 in every column. "
+        "Give the names as a set of strings from augment.AUGMENTATIONS.",
+        'Reread chapter 06, "9. Which augmentations preserve labels? (seed 9.2)" and its '
+        "heatmap.",
+    ),
 )
 def check_label_preserving(answer):
     """Check Exercise 3: the set of augmentations that change no label.
 
-    Used in chapter 06, "Exercise 3 — Pick the label-preserving augmentations (★☆☆, ~5 min)"."""
+    Used in chapter 06, "Exercise 3 — Pick the label-preserving augmentations (★☆☆, ~5 min, 1 point)"."""
     if isinstance(answer, str):
         raise AssertionError("give a set of augmentation names, not a single string")
     expect_type(answer, set | frozenset | list | tuple, "your answer")
     names = set(answer)
     unknown = names - set(augment.AUGMENTATIONS)
     if unknown:
-        raise AssertionError(f"unknown augmentation name(s) {sorted(unknown)}; see scenes.AUGMENTATIONS")
+        raise AssertionError(f"unknown augmentation name(s) {sorted(unknown)}; see augment.AUGMENTATIONS")
     truth = label_preserving()
     wrong_in = len(names - truth)
     missing = len(truth - names)
@@ -146,14 +164,21 @@ def check_label_preserving(answer):
 
 @checker(
     "Exercise 4: make the horizontal flip label-preserving",
-    hint="A mirror image swaps left and right: replace the whole words 'left' and 'right' "
-    "by each other in the instruction AND in the answer (answers like 'top left' move too). "
-    "Words that merely contain them must not change.",
+    hints=(
+        "A mirror image swaps left and right: every whole word 'left' becomes 'right' and "
+        "vice versa, in the instruction AND in the answer (answers like 'top left' move too).",
+        "Swap both words in one pass: a regular expression that matches either word between "
+        "word boundaries (\\b), with a replacement function that looks the matched word up in "
+        "a small dict. Replacing 'left' by 'right' and then 'right' by 'left' undoes your "
+        "first step, and str.replace also changes 'leftover' and 'brightness'.",
+        'Reread chapter 06, "9. Which augmentations preserve labels? (seed 9.2)", on why a '
+        "flip breaks the spatial answers.",
+    ),
 )
 def check_flip_example(fn):
     """Check Exercise 4: ``left``/``right`` swapped in an instruction and its answer.
 
-    Used in chapter 06, "Exercise 4 — Make the horizontal flip label-preserving (★★☆, ~15 min)"."""
+    Used in chapter 06, "Exercise 4 — Make the horizontal flip label-preserving (★★☆, ~15 min, 2 points)"."""
     world = programs.World(spatial_ops=tuple((op, 1.0) for op in programs.SPATIAL_OPS))
     examples = [
         questions.generate_question(random.Random(f"ch06:flip:{i}"), programs.FAMILIES[i % 5], world)

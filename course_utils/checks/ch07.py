@@ -70,14 +70,21 @@ _CLIP_MESSAGES = {
 
 @checker(
     "Exercise 1: CLIP's contrastive loss from raw features",
-    hint="normalise both feature matrices along the last axis; logits = image @ text.T / "
-    "temperature, shape (N, N); the target of row i is i; average the cross-entropy over the "
-    "rows and over the columns.",
+    hints=(
+        "CLIP compares directions, not lengths: make every feature vector unit length first. "
+        "Then row i of the logits asks which caption belongs to image i, and column j which "
+        "image belongs to caption j.",
+        "Normalise both inputs along the last axis (F.normalize); the (N, N) logits are the "
+        "image embeddings times the transposed text embeddings, divided by the temperature (a "
+        "smaller temperature must give larger logits); the right class of row i is i. Take "
+        "the cross-entropy of the logits and of their transpose, and average the two.",
+        'Reread chapter 07, "2. The contrastive loss, from scratch".',
+    ),
 )
 def check_clip_loss(fn):
     """Check Exercise 1: CLIP's symmetric loss computed from raw (unnormalised) features.
 
-    Used in chapter 07, "Exercise 1 — CLIP's loss from raw features (★★☆, ~10 min)"."""
+    Used in chapter 07, "Exercise 1 — CLIP's loss from raw features (★★☆, ~10 min, 2 points)"."""
     cases = [
         ("8 random pairs, temperature 0.07", *_features(8, 16, 0), 0.07),
         ("5 partly aligned pairs, temperature 0.5", *_features(5, 12, 1, aligned=1.0), 0.5),
@@ -114,7 +121,7 @@ def check_clip_loss(fn):
 def recall_at_k(similarity: torch.Tensor, k: int) -> float:
     """Reference: image->text Recall@K, ties not counted against the true pair.
 
-    Used in chapter 07, "Exercise 2 — Recall@K (★☆☆, ~10 min)"."""
+    Used in chapter 07, "Exercise 2 — Recall@K (★☆☆, ~10 min, 1 point)"."""
     right = similarity.diagonal()
     rank = (similarity > right[:, None]).sum(1)
     return (rank < k).float().mean().item()
@@ -157,14 +164,20 @@ def _similarities():
 
 @checker(
     "Exercise 2: Recall@K for image->text retrieval",
-    hint="for each row (an image) the true caption's score is the diagonal entry; count how "
-    "many captions in that row score higher (its rank, 0 = best); it is a hit when rank < k; "
-    "return the fraction of hits as a float. (torch.topk along the right axis works too.)",
+    hints=(
+        "Image->text: for each image (a row), is its own caption (the diagonal entry) among "
+        "the k highest scores of that row? Return the fraction of images for which it is.",
+        "The rank of the true caption in row i is the number of captions of that row that "
+        "score higher than similarity[i, i] (0 = best); it is a hit when that rank is below "
+        "k. Ranking down a column answers the other question (text->image). Return a float "
+        "between 0 and 1 (torch.topk along the right axis works too).",
+        'Reread chapter 07, "5. Retrieval: a caption finds its images".',
+    ),
 )
 def check_recall_at_k(fn):
     """Check Exercise 2: image->text Recall@K of a similarity matrix, as a float.
 
-    Used in chapter 07, "Exercise 2 — Recall@K (★☆☆, ~10 min)"."""
+    Used in chapter 07, "Exercise 2 — Recall@K (★☆☆, ~10 min, 1 point)"."""
     for sim in _similarities():
         n = sim.shape[0]
         for k in (1, 3, 5):
@@ -190,13 +203,20 @@ CHANCE_BATCH = 256
 
 @checker(
     "Exercise 3: the loss of a model that knows nothing",
-    hint="if every logit in a row is the same, the softmax gives every caption the same "
-    "probability; what is -log of it? Both directions give the same number.",
+    hints=(
+        "If the model cannot tell the captions apart, what probability does its softmax give "
+        "each of the CHANCE_BATCH candidates?",
+        "Equal logits make the softmax uniform over the N captions. The loss is a "
+        "cross-entropy: minus the natural log of the right caption's probability. Both "
+        "directions give the same value, and they are averaged, not added.",
+        'Reread chapter 07, "2. The contrastive loss, from scratch", on the loss of a model '
+        "that cannot tell the captions apart.",
+    ),
 )
 def check_chance_loss(answer):
     """Check Exercise 3: the contrastive loss of a model whose logits are all equal.
 
-    Used in chapter 07, "Exercise 3 — the loss of a model that knows nothing (★☆☆, ~5 min)"."""
+    Used in chapter 07, "Exercise 3 — the loss of a model that knows nothing (★☆☆, ~5 min, 1 point)"."""
     if isinstance(answer, torch.Tensor):
         answer = answer.item()
     expect_type(answer, (float, int), "your answer")

@@ -34,7 +34,7 @@ class ToyModel(nn.Module):
     recording (``self.calls``), so a checker can see *how* it was called. ``dropout`` > 0
     makes train mode and eval mode give different outputs.
 
-    Used in chapter 08, "Exercise 1 — One optimizer step from several micro-batches (★★☆, ~15 min)".
+    Used in chapter 08, "Exercise 1 — One optimizer step from several micro-batches (★★☆, ~15 min, 2 points)".
     """
 
     def __init__(self, d_in: int = 6, classes: int = 4, dropout: float = 0.0, seed: int = 0):
@@ -57,7 +57,7 @@ class ToyModel(nn.Module):
 def toy_batches(sizes, d_in: int = 6, classes: int = 4, seed: int = 0, scale: float = 3.0):
     """A list of ``{"x": (n, d_in), "labels": (n,)}`` batches of the given sizes.
 
-    Used in chapter 08, "Exercise 2 — Accuracy over a whole split (★☆☆, ~10 min)"."""
+    Used in chapter 08, "Exercise 2 — Accuracy over a whole split (★☆☆, ~10 min, 1 point)"."""
     g = torch.Generator().manual_seed(seed)
     return [{"x": torch.randn(n, d_in, generator=g) * scale,
              "labels": torch.randint(0, classes, (n,), generator=g)} for n in sizes]
@@ -96,14 +96,22 @@ def _step_case(sizes, clip_norm, seed):
 
 @checker(
     "Exercise 1: one optimizer step from several micro-batches",
-    hint="model.train(); clear the gradients once, before the micro-batches; for each one, "
-    "backward its SUMMED loss divided by the total number of examples (so unequal sizes "
-    "weigh right); then clip the accumulated gradients and step once.",
+    hints=(
+        "The result must be exactly one optimizer step on all the examples together: clear "
+        "the gradients once, let several backward passes add up, then clip and step once. "
+        "The model may arrive in eval mode.",
+        "backward() ADDS to .grad: clear it before the loop, never inside it. Weight each "
+        "micro-batch's mean loss by its share of the examples, n_i / N (or use "
+        "reduction='sum' and divide by N), so unequal sizes count right. Clip after the last "
+        "backward and before the step, and return the mean loss as a float.",
+        """Reread chapter 08, "2. A correct loop, from scratch — and the course's `training.fit`", """
+        "for the order of clearing, backward, clipping and stepping.",
+    ),
 )
 def check_accumulated_step(fn):
     """Check Exercise 1: one clipped optimizer step from gradients accumulated over micro-batches.
 
-    Used in chapter 08, "Exercise 1 — One optimizer step from several micro-batches (★★☆, ~15 min)"."""
+    Used in chapter 08, "Exercise 1 — One optimizer step from several micro-batches (★★☆, ~15 min, 2 points)"."""
     cases = [
         ("2 equal micro-batches, loose clipping", (8, 8), 100.0, 0),
         ("3 unequal micro-batches (8, 8, 3), loose clipping", (8, 8, 3), 100.0, 1),
@@ -168,13 +176,21 @@ def _reference_evaluate(model, batches):
 
 @checker(
     "Exercise 2: accuracy over a whole split",
-    hint="model.eval(); inside torch.inference_mode(), count correct answers and examples "
-    "over ALL batches, and divide once at the end (the last batch is smaller).",
+    hints=(
+        "Evaluate as at test time (dropout off, no graph recorded), and count: accuracy is "
+        "the number of correct answers over the number of examples, over every batch.",
+        "Put the model in eval mode and run the forward passes under torch.inference_mode. "
+        "Keep two integer counters (correct answers, examples), add to them batch by batch "
+        "(the prediction is the argmax over the classes), and divide once at the end: "
+        "averaging per-batch accuracies weighs the short last batch like a full one.",
+        """Reread chapter 08, "1. The source's training loop, and what is wrong with it": """
+        "its table of defects covers the mode, the gradients and the accuracy per batch.",
+    ),
 )
 def check_evaluate(fn):
     """Check Exercise 2: accuracy over every batch of a split, in eval and inference mode.
 
-    Used in chapter 08, "Exercise 2 — Accuracy over a whole split (★☆☆, ~10 min)"."""
+    Used in chapter 08, "Exercise 2 — Accuracy over a whole split (★☆☆, ~10 min, 1 point)"."""
     cases = [
         ("batches of 32, 32 and a last one of 3", (32, 32, 3), 0),
         ("one batch of 10", (10,), 1),
@@ -219,14 +235,20 @@ def _logits_case(n, k, seed, scale=3.0):
 
 @checker(
     "Exercise 3: label-smoothed cross-entropy",
-    hint="the target is (1 - eps) on the true class plus eps / K on EVERY class (K classes, "
-    "the true one included); the loss is -sum(target * log_softmax(logits)) per example, "
-    "averaged over the batch.",
+    hints=(
+        "Label smoothing replaces the one-hot target by a softer one; the loss is still a "
+        "cross-entropy, -sum(target * log p) per example, averaged over the batch.",
+        "The target is (1 - eps) on the true class plus eps / K on EVERY class, the true one "
+        "included. Take log-probabilities with F.log_softmax (safer than softmax(...).log()) "
+        "and keep everything a tensor, so the loss stays differentiable.",
+        "Reread "
+        'chapter 08, "4. Losses: cross-entropy, MSE on one-hot targets, label smoothing".',
+    ),
 )
 def check_label_smoothing(fn):
     """Check Exercise 3: label-smoothed cross-entropy, averaged over the batch.
 
-    Used in chapter 08, "Exercise 3 — Label smoothing from scratch (★★☆, ~10 min)"."""
+    Used in chapter 08, "Exercise 3 — Label smoothing from scratch (★★☆, ~10 min, 2 points)"."""
     cases = [
         ("8 examples, 5 classes, eps 0.1", *_logits_case(8, 5, 0), 0.1),
         ("16 examples, 34 classes, eps 0.2", *_logits_case(16, 34, 1), 0.2),

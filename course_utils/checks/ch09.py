@@ -36,15 +36,22 @@ def _reference_from_confusion(cm):
 
 @checker(
     "Exercise 1: precision, recall and F1 from a confusion matrix",
-    hint="Rows are true classes, columns predictions: precision divides the diagonal by the "
-    "column sums, recall by the row sums. Where a sum is 0, the score is 0 (no NaN). Macro "
-    "averages the per-class F1 over classes that appear in a row or a column; micro pools "
-    "all decisions first, so it is the diagonal's share of the total.",
+    hints=(
+        "Rows are the true classes, columns the predictions, so the diagonal holds the "
+        "correct decisions. Precision asks: of what was predicted as c, how much is c? "
+        "Recall: of what is c, how much was found?",
+        "The diagonal gives the true positives; a column sum counts a class's predictions, a "
+        "row sum its true examples. Where a denominator is 0 the score is 0: use torch.where "
+        "with a clamped denominator, never a bare division. Macro F1 averages the per-class F1 "
+        "over the classes that appear in a row or a column; micro F1 pools every decision, so "
+        "it is the diagonal's share of all entries.",
+        'Reread chapter 09, "2. Accuracy is not enough: precision, recall and F1 per answer".',
+    ),
 )
 def check_prf_from_confusion(fn):
     """Check Exercise 1: per-class precision, recall, F1 and the macro/micro F1 of a confusion matrix.
 
-    Used in chapter 09, "Exercise 1 — Precision, recall and F1 from a confusion matrix (★★☆, ~10 min)"."""
+    Used in chapter 09, "Exercise 1 — Precision, recall and F1 from a confusion matrix (★★☆, ~10 min, 2 points)"."""
     import torch
 
     for case, cm in _confusion_cases().items():
@@ -92,14 +99,20 @@ def _bootstrap_cases() -> dict:
 
 @checker(
     "Exercise 2: a percentile bootstrap confidence interval",
-    hint="Draw n_boot resamples of the same size as the data WITH replacement (random "
-    "indices, e.g. torch.randint), take each resample's mean, and return the (1-level)/2 and "
-    "1-(1-level)/2 quantiles of those means (torch.quantile wants fractions, not percents).",
+    hints=(
+        "The bootstrap resamples the data itself: many resamples of the same size, drawn WITH "
+        "replacement, each give one mean; the interval comes from the spread of those means.",
+        "Seed a torch.Generator with `seed` and draw all n_boot x len(correct) random indices "
+        "at once with torch.randint; index a float copy of the data and take each row's mean. "
+        "Return the (1 - level) / 2 and 1 - (1 - level) / 2 quantiles of those means: "
+        "torch.quantile takes fractions (0.025), not percents, and needs a float tensor.",
+        'Reread chapter 09, "3. Per-family accuracy, with confidence intervals".',
+    ),
 )
 def check_bootstrap(fn):
     """Check Exercise 2: a percentile bootstrap interval ``(low, high)`` of a mean.
 
-    Used in chapter 09, "Exercise 2 — A percentile bootstrap confidence interval (★★☆, ~10 min)"."""
+    Used in chapter 09, "Exercise 2 — A percentile bootstrap confidence interval (★★☆, ~10 min, 2 points)"."""
     import torch
 
     from course_utils import metrics

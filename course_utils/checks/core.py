@@ -8,27 +8,44 @@ that into the four outcomes a student sees:
 * correct: a one-line pass, and ``True`` is returned;
 * not attempted: the placeholder is still there (``None``, ``...``, or code that raises
   ``NotImplementedError``); a one-line note, ``False`` is returned and nothing crashes,
-  so a student can run a whole chapter before doing its exercises (set
-  ``COURSE_STRICT_CHECKS=1`` to make this an error, as a grader would);
+  so a student can run a whole chapter before doing its exercises. It is an error
+  instead (:class:`NotAttemptedError`) when grading: with ``COURSE_STRICT_CHECKS=1``, and
+  whenever nbgrader executes the notebook (``nbgrader autograde`` and ``validate`` set
+  ``NBGRADER_EXECUTION``), so an unattempted exercise scores zero;
 * wrong: :class:`CheckFailed` (an ``AssertionError``) with what is wrong;
 * the student's code raised: :class:`StudentCodeError`, naming the line of *their*
   code, with their traceback chained below it; it is not shown as a checker crash.
 
 Each outcome is also recorded for ``python -m course_utils run`` / ``grade``.
+
+A checker holds several hints, revealed one at a time: ``check.hint()`` prints the first,
+``check.hint(2)`` the second, ...; the last one names the section of the chapter to reread.
+Hints and messages never contain the answer.
 """
 
 from __future__ import annotations
 
 import functools
+import numbers
 import os
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from course_utils.runtime import append_results
 
 _PACKAGE_DIR = str(Path(__file__).resolve().parent.parent)
 STRICT_ENV = "COURSE_STRICT_CHECKS"
+#: Set by nbgrader while it executes a notebook (``autograde``, ``validate``).
+NBGRADER_ENV = "NBGRADER_EXECUTION"
+
+
+def strict_mode() -> bool:
+    """Whether an unattempted exercise is an error: when grading, by the course
+    (``COURSE_STRICT_CHECKS=1``) or by nbgrader.
+
+    Introduced in chapter 01, "8. How this course works"."""
+    return os.environ.get(STRICT_ENV) == "1" or os.environ.get(NBGRADER_ENV) in ("autograde", "validate")
 
 
 class CheckFailed(AssertionError):
@@ -88,10 +105,17 @@ def call_student(fn: Callable, *args, **kwargs):
         ) from exc
 
 
-def checker(title: str, hint: str | None = None):
+def checker(title: str, hints: Sequence[str]):
     """Decorate a check function ``check(answer, ...)`` that raises ``AssertionError``.
 
+    ``hints`` is a tuple (or list) of one or more strings, revealed one at a time as
+    Kaggle's learntools does: ``check.hint()`` prints the first, ``check.hint(2)`` the
+    second, and so on; a nudge first, then more concrete ones, and the last one points to
+    the section of the chapter that explains the idea, never to the answer. The decorated
+    checker also carries ``.title`` and ``.hints`` (the tuple).
+
     Introduced in chapter 01, "8. How this course works"."""
+    hints = _as_hints(title, hints)
 
     def deco(check: Callable):
         @functools.wraps(check)
@@ -103,7 +127,7 @@ def checker(title: str, hint: str | None = None):
             except NotAttempted:
                 _record(title, "not attempted")
                 msg = f"[not attempted] {title}: replace the placeholder with your answer, then run this cell again."
-                if os.environ.get(STRICT_ENV) == "1":
+                if strict_mode():
                     raise NotAttemptedError(msg) from None
                 print(msg)
                 return False
@@ -117,15 +141,39 @@ def checker(title: str, hint: str | None = None):
             print(f"[correct] {title}")
             return True
 
+        def hint(n: int = 1) -> None:
+            """Print hint ``n`` of this exercise (``hint()`` is the first)."""
+            _print_hint(title, hints, n)
+
         wrapper.title = title
-        wrapper.hint = functools.partial(_print_hint, title, hint)
+        wrapper.hints = hints
+        wrapper.hint = hint
         return wrapper
 
     return deco
 
 
-def _print_hint(title: str, hint: str | None) -> None:
-    print(f"Hint for {title}: {hint or 'no hint for this one; reread the section above.'}")
+def _as_hints(title: str, hints) -> tuple[str, ...]:
+    if isinstance(hints, str) or not isinstance(hints, tuple | list):
+        raise TypeError(f"checker {title!r}: hints must be a tuple or list of strings, "
+                        f"got {type(hints).__name__}")  # fmt: skip
+    if not hints:
+        raise ValueError(f"checker {title!r}: give at least one hint")
+    if not all(isinstance(h, str) and h.strip() for h in hints):
+        raise TypeError(f"checker {title!r}: every hint must be a non-empty string")
+    return tuple(hints)
+
+
+def _print_hint(title: str, hints: tuple[str, ...], n) -> None:
+    total = len(hints)
+    if isinstance(n, bool) or not isinstance(n, numbers.Integral) or n < 1:
+        raise ValueError(f"n={n!r}: ask for hint 1 to {total} of {title}, e.g. hint() or hint(2)")
+    if n > total:
+        there = "There is only 1 hint" if total == 1 else f"There are only {total} hints"
+        which = "hint()" if total == 1 else f"hint() to hint({total})"
+        print(f"{there} for {title} ({which}); the last one points to the section to reread.")
+        return
+    print(f"Hint {n}/{total} for {title}: {hints[n - 1]}")
 
 
 def _record(title: str, outcome: str) -> None:

@@ -65,7 +65,7 @@ class GatedCrossAttentionBlock(CrossAttentionBlock):
     path is untouched, and the image is let in gradually as the gates open.
 
     Introduced in chapter 05, "4. Four other ways to fuse"; built in
-    chapter 05, "Exercise 1 — Flamingo's gated cross-attention block (★★☆, ~10 min)".
+    chapter 05, "Exercise 1 — Flamingo's gated cross-attention block (★★☆, ~10 min, 2 points)".
     """
 
     def __init__(self, d: int, heads: int, ratio: int = 2, vision_dim: int | None = None):

@@ -5,8 +5,10 @@
 ``cli``        the command line: run, test, doctor, release, grade, reproduce, ...
 ``runner``     executing chapters headless, their HTML copies, the results table
 ``notebooks``  chapter discovery, the notebook skeleton, the student version
+``exercises``  every exercise's metadata, checked; the table of exercises
+``nbgrader_course``  an nbgrader course directory whose student version is the course's
 ``doctor``     the environment check
-``colab``      the repository address and the setup cell every chapter starts with
+``colab``      the repository address, the setup cell, the "Open in Colab" badges
 =============  ================================================================
 
 Nothing in the lessons imports these modules (the import contract in ``pyproject.toml``

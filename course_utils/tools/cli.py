@@ -9,7 +9,10 @@ Commands:
   grade NOTEBOOK ...    execute submitted notebooks and tabulate their exercise checks
   bench-data [--n N]    time generating N examples with images (default 20,000)
   reproduce [NAME ...]  retrain the shipped models in data/ from their recipes [--threads N]
-  sync-setup            rewrite the first code cell of every chapter from course_utils.tools.colab
+  sync-setup            rewrite every chapter's setup cell and Colab badge from course_utils.tools.colab
+  exercises [--markdown]  the table of every exercise: difficulty, minutes, points, what it checks
+  nbgrader-course DIR [CHAPTER ...]
+                        write an nbgrader course directory (config + source assignments)
   strip [NOTEBOOK ...]  remove outputs and execution counts from notebooks
 """
 
@@ -64,7 +67,14 @@ def _parser() -> argparse.ArgumentParser:
     rep.add_argument("names", nargs="*", help="models to retrain (default: all)")
     rep.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
 
-    sub.add_parser("sync-setup", help="rewrite every chapter's setup cell")
+    nbg = sub.add_parser("nbgrader-course", help="write an nbgrader course directory of the chapters")
+    nbg.add_argument("root", type=Path, help="the course directory to write (created if missing)")
+    nbg.add_argument("chapters", nargs="*", help="chapters to include (default: all)")
+
+    ex = sub.add_parser("exercises", help="the table of every exercise of every chapter")
+    ex.add_argument("--markdown", action="store_true", help="a Markdown table (the README's)")
+
+    sub.add_parser("sync-setup", help="rewrite every chapter's setup cell and Colab badge")
     strip = sub.add_parser("strip", help="remove outputs from notebooks")
     strip.add_argument("notebooks", nargs="*", type=Path)
     return p
@@ -145,12 +155,13 @@ def _cmd_release(args) -> int:
 
     args.out.mkdir(parents=True, exist_ok=True)
     for path in list_chapters():
-        nbformat.write(student_version(read(path)), str(args.out / path.name))
+        nbformat.write(student_version(read(path), path.name), str(args.out / path.name))
         print(f"wrote {args.out / path.name}")
     return 0
 
 
 def _cmd_grade(args) -> int:
+    from course_utils.tools.exercises import points_by_title
     from course_utils.tools.runner import execute_notebook
 
     failed = 0
@@ -160,9 +171,13 @@ def _cmd_grade(args) -> int:
     for path in args.notebooks:
         result = execute_notebook(path, args.build_dir, timeout=args.timeout, html=False,
                                   allow_errors=True)
-        print(f"\n{path}: {len(result.exercises)} exercise check(s) ran")
+        points = points_by_title(path)
+        earned = sum(p for title, p in points.items() if result.exercises.get(title) == "passed")
+        print(f"\n{path}: {len(result.exercises)} exercise check(s) ran, "
+              f"{earned} of {sum(points.values())} points")
         for title, outcome in result.exercises.items():
-            print(f"  {outcome:<22} {title}")
+            got = points.get(title, 0) if outcome == "passed" else 0
+            print(f"  {outcome:<22} {got}/{points.get(title, '?')}  {title}")
             failed += outcome != "passed"
         if result.error:
             print(f"  first error in the notebook: {result.error}")
@@ -195,15 +210,38 @@ def _cmd_sync_setup(args) -> int:
     import nbformat
 
     from course_utils.tools.colab import setup_cell_source
-    from course_utils.tools.notebooks import list_chapters, read
+    from course_utils.tools.notebooks import list_chapters, read, set_badge
 
     for path in list_chapters():
         nb = read(path)
         code = [c for c in nb.cells if c.cell_type == "code"]
+        changed = set_badge(nb, path.name)
         if code and code[0].source != setup_cell_source():
             code[0].source = setup_cell_source()
+            changed = True
+        if changed:
             nbformat.write(nb, str(path))
             print(f"updated {path.name}")
+    return 0
+
+
+def _cmd_nbgrader_course(args) -> int:
+    from course_utils.tools.nbgrader_course import assignment_name, write_course
+    from course_utils.tools.notebooks import resolve_chapters
+
+    chapters = resolve_chapters(args.chapters)
+    write_course(args.root, chapters)
+    names = " ".join(assignment_name(p) for p in chapters)
+    print(f"wrote {args.root}/nbgrader_config.py and source/ for {names}\n"
+          f"next: cd {args.root} && nbgrader generate_assignment {assignment_name(chapters[0])}")
+    return 0
+
+
+def _cmd_exercises(args) -> int:
+    from course_utils.tools.exercises import course_table, format_table
+    from course_utils.tools.notebooks import list_chapters
+
+    print(format_table(course_table(list_chapters()), markdown=args.markdown), end="")
     return 0
 
 
@@ -225,6 +263,8 @@ _COMMANDS = {
     "grade": _cmd_grade,
     "bench-data": _cmd_bench_data,
     "reproduce": _cmd_reproduce,
+    "exercises": _cmd_exercises,
+    "nbgrader-course": _cmd_nbgrader_course,
     "sync-setup": _cmd_sync_setup,
     "strip": _cmd_strip,
 }

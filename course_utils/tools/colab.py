@@ -6,12 +6,21 @@ the clone first on ``sys.path`` so that ``import course_utils`` works in the run
 kernel without a restart; anywhere else it does nothing. ``COURSE_REPO_URL`` and
 ``COURSE_DIR`` override where it clones from and to (forks, tests).
 
+The same address gives every chapter its "Open in Colab" badge (:func:`badge`, the line
+after the chapter's title): the chapters on :data:`BRANCH`, the student versions that
+``release`` writes on :data:`STUDENT_BRANCH`, where a maintainer publishes them.
+
 After changing ``REPO_URL``, run ``python -m course_utils sync-setup`` to rewrite the
-cell in every notebook.
+setup cell and the badge in every notebook.
 """
 
 REPO_URL = "https://github.com/visual-instruction-tuning/course"
 COLAB_DIR = "/content/visual-instruction-tuning"
+#: The branch the chapters are opened from.
+BRANCH = "main"
+#: The branch that holds the student versions (``release``'s output, in ``notebooks/``).
+STUDENT_BRANCH = "student"
+COLAB_BADGE_IMAGE = "https://colab.research.google.com/assets/colab-badge.svg"
 
 _TEMPLATE = '''\
 # Setup (the same first cell in every chapter). On Google Colab: download and install
@@ -34,3 +43,15 @@ if "google.colab" in sys.modules:
 def setup_cell_source(repo_url: str = REPO_URL, colab_dir: str = COLAB_DIR) -> str:
     """The source of the setup cell, identical in every notebook."""
     return _TEMPLATE.format(repo=repo_url, home=colab_dir)
+
+
+def colab_url(notebook: str, branch: str = BRANCH, repo_url: str = REPO_URL) -> str:
+    """The address that opens ``notebooks/<notebook>`` of ``branch`` in Google Colab."""
+    owner_repo = repo_url.removeprefix("https://github.com/").removesuffix(".git").strip("/")
+    return f"https://colab.research.google.com/github/{owner_repo}/blob/{branch}/notebooks/{notebook}"
+
+
+def badge(notebook: str, student: bool = False, repo_url: str = REPO_URL) -> str:
+    """The "Open in Colab" badge of a chapter (markdown), or of its student version."""
+    url = colab_url(notebook, STUDENT_BRANCH if student else BRANCH, repo_url)
+    return f"[![Open In Colab]({COLAB_BADGE_IMAGE})]({url})"

@@ -13,12 +13,14 @@ import re
 from pathlib import Path
 
 from course_utils.runtime import REPO_ROOT
-from course_utils.tools.colab import setup_cell_source
+from course_utils.tools.colab import badge, setup_cell_source
 
 NOTEBOOK_DIR = REPO_ROOT / "notebooks"
 NAME_RE = re.compile(r"^(\d{2})_[a-z0-9_]+\.ipynb$")
 BEGIN, END = "### BEGIN SOLUTION", "### END SOLUTION"
 REQUIRED_HEADINGS = ("Learning goals", "Exercises", "Summary", "Further reading")
+#: A solution line this long quoted in a chapter's prose gives the exercise away.
+PROSE_LEAK_CHARS = 20
 
 
 class ChapterNotFound(ValueError):
@@ -105,8 +107,23 @@ def _headings(cell) -> list[str]:
     return [ln.strip() for ln in cell.source.splitlines() if ln.startswith("#")]
 
 
-def validate_skeleton(nb) -> list[str]:
-    """Problems with a notebook's structure, as readable strings (empty when fine)."""
+def set_badge(nb, name: str, student: bool = False) -> bool:
+    """Put the chapter's "Open in Colab" badge on the line after its title (replacing an
+    old one); returns whether the notebook changed."""
+    title = nb.cells[0]
+    lines = title.source.split("\n")
+    rest = lines[1:]
+    while rest and (not rest[0].strip() or rest[0].startswith("[![Open In Colab]")):
+        rest = rest[1:]
+    source = "\n".join([lines[0], "", badge(name, student), "", *rest]).rstrip("\n")
+    changed = source != title.source
+    title.source = source
+    return changed
+
+
+def validate_skeleton(nb, filename: str | None = None) -> list[str]:
+    """Problems with a notebook's structure, as readable strings (empty when fine). With
+    the notebook's ``filename``, its Colab badge and its exercises are checked too."""
     problems = []
     cells = nb.cells
     code = [c for c in cells if c.cell_type == "code"]
@@ -147,15 +164,16 @@ def validate_skeleton(nb) -> list[str]:
         n = _bullets_after(md, name)
         if n is not None and not lo <= n <= hi:
             problems.append(f"'## {name}' should have {lo}-{hi} bullets, has {n}")
-    # the setup cell must come before any other code, right after the goals
     for i, cell in enumerate(code):
-        src = cell.source
-        if BEGIN in src or END in src:
-            if src.count(BEGIN) != src.count(END):
-                problems.append(f"code cell {i}: unbalanced solution markers")
-            last = [ln for ln in src.splitlines() if ln.strip()][-1]
-            if not re.match(r"^\w+\.check_\w+\(|^check_\w+\(", last.strip()):
-                problems.append(f"code cell {i}: an exercise cell must end by calling its checker")
+        if cell.source.count(BEGIN) != cell.source.count(END):
+            problems.append(f"code cell {i}: unbalanced solution markers")
+    if filename is not None:
+        from course_utils.tools.exercises import validate_exercises
+
+        lines = cells[0].source.split("\n") if cells else []
+        if len(lines) < 3 or lines[2] != badge(filename):
+            problems.append("the line after the title must be the Colab badge (python -m course_utils sync-setup)")
+        problems += validate_exercises(nb, filename[:2])
     return problems
 
 
@@ -198,11 +216,44 @@ def student_source(source: str) -> str:
     return "\n".join(out)
 
 
-def student_version(nb):
-    """A copy of ``nb`` without solutions (and without outputs)."""
+def solution_lines(nb) -> list[str]:
+    """The lines of a notebook's solution regions that a student version must not show:
+    stripped, without blank lines, comments and lone brackets, and without the lines that
+    the chapter's own code shows outside every solution region (the lesson builds the idea
+    before an exercise asks for it again)."""
+    inside, outside = [], set()
+    for cell in nb.cells:
+        skipping = False
+        for line in cell.source.splitlines():
+            stripped = line.strip()
+            if stripped in (BEGIN, END):
+                skipping = stripped == BEGIN
+            elif skipping:
+                inside.append(stripped)
+            elif cell.cell_type == "code":
+                outside.add(stripped)
+    keep = [s for s in inside if s and not s.startswith("#") and any(ch.isalnum() for ch in s)]
+    return [s for s in dict.fromkeys(keep) if s not in outside]
+
+
+def leaked_solution_lines(source_nb, student_nb) -> list[str]:
+    """Solution lines (:func:`solution_lines`) that ``student_nb`` still shows: as a line of
+    its code, or quoted in its prose (lines of at least :data:`PROSE_LEAK_CHARS` characters:
+    the prose may well name ``model.train()``)."""
+    code = {ln.strip() for c in student_nb.cells if c.cell_type == "code" for ln in c.source.splitlines()}
+    prose = "\n".join(c.source for c in student_nb.cells if c.cell_type == "markdown")
+    return [s for s in solution_lines(source_nb)
+            if s in code or (len(s) >= PROSE_LEAK_CHARS and s in prose)]  # fmt: skip
+
+
+def student_version(nb, name: str | None = None):
+    """A copy of ``nb`` without solutions (and without outputs); with the notebook's file
+    ``name``, its badge opens the student version."""
     import copy
 
     nb = strip_outputs(copy.deepcopy(nb))
+    if name is not None:
+        set_badge(nb, name, student=True)
     for cell in nb.cells:
         if BEGIN in cell.source:
             cell.source = student_source(cell.source)

@@ -190,7 +190,7 @@ _LR = {"left": "right", "right": "left"}
 def flip_left_right(text: str) -> str:
     """Swap the words "left" and "right" (what a horizontal flip does to the meaning).
 
-    Used in chapter 06, "Exercise 4 — Make the horizontal flip label-preserving (★★☆, ~15 min)"."""
+    Used in chapter 06, "Exercise 4 — Make the horizontal flip label-preserving (★★☆, ~15 min, 2 points)"."""
     import re
 
     return re.sub(r"\b(left|right)\b", lambda m: _LR[m.group(1)], text)
