@@ -108,10 +108,6 @@ def clip_loss(image_emb: Tensor, text_emb: Tensor, temperature) -> Tensor:
 # ---- the model --------------------------------------------------------------------------
 
 
-def _fusion_config(config: dict) -> FusionConfig:
-    return make_config(**config)
-
-
 class ContrastiveModel(nn.Module):
     """A CLIP-style dual encoder built from the fusion models' own encoders.
 
@@ -133,7 +129,7 @@ class ContrastiveModel(nn.Module):
             raise ValueError(f"embed_dim must be a positive int, got {embed_dim!r}")
         if not 0 < init_temperature:
             raise ValueError(f"init_temperature must be positive, got {init_temperature!r}")
-        self.cfg = _fusion_config(dict(config))
+        self.cfg = make_config(**config)
         self.embed_dim = embed_dim
         d = self.cfg.hidden_size
         self.image_encoder = ImageEncoder(self.cfg)

@@ -17,11 +17,9 @@ signature) is a comment ``# kept whole: <why the lesson needs it whole>``.
 from __future__ import annotations
 
 import ast
-import functools
 import importlib
 import inspect
 import io
-import json
 import pkgutil
 import re
 import tokenize
@@ -29,6 +27,10 @@ from pathlib import Path
 
 import course_utils
 from course_utils.runtime import REPO_ROOT
+from course_utils.tools.notebooks import (
+    chapter_headings,
+    reference_problems,
+)
 
 PACKAGE = REPO_ROOT / "course_utils"
 NOTEBOOKS = REPO_ROOT / "notebooks"
@@ -37,55 +39,6 @@ NOT_LESSONS = ("course_utils.tools", "course_utils.__main__")
 MAX_MODULE_LINES = 500
 MAX_FUNCTION_LINES = 60
 KEPT_WHOLE = re.compile(r"^\s*# kept whole: \S")
-#: ``chapter 04, "1. From text to ids: ..."`` (any case for the word, as a sentence may start with it).
-REFERENCE = re.compile(r'\bchapter (\d\d), "([^"]+)"', re.IGNORECASE)
-HEADING = re.compile(r"^(#{1,4})\s+(.*?)\s*$")
-
-
-# ---- the notebooks' headings --------------------------------------------------------------
-
-
-def markdown_headings(cells: list[dict]) -> set[str]:
-    """The headings (levels 1-4, text only) of a notebook's markdown cells, code fences skipped."""
-    headings = set()
-    for cell in cells:
-        if cell["cell_type"] != "markdown":
-            continue
-        source = cell["source"] if isinstance(cell["source"], str) else "".join(cell["source"])
-        fenced = False
-        for line in source.splitlines():
-            if line.lstrip().startswith(("```", "~~~")):
-                fenced = not fenced
-            match = None if fenced else HEADING.match(line)
-            if match:
-                headings.add(match.group(2))
-    return headings
-
-
-@functools.cache
-def chapter_headings() -> dict[str, tuple[Path, frozenset[str]]]:
-    """``{"04": (notebook path, its headings)}`` for every chapter notebook."""
-    out = {}
-    for path in sorted(NOTEBOOKS.glob("[0-9][0-9]_*.ipynb")):
-        cells = json.loads(path.read_text(encoding="utf-8"))["cells"]
-        out[path.name[:2]] = (path, frozenset(markdown_headings(cells)))
-    return out
-
-
-def reference_problems(text: str) -> tuple[int, list[str]]:
-    """``(valid references, problems)`` of the ``chapter NN, "heading"`` references in ``text``
-    (whitespace collapsed first, so a reference may wrap across lines)."""
-    valid, problems = 0, []
-    for number, heading in REFERENCE.findall(" ".join(text.split())):
-        if number not in chapter_headings():
-            problems.append(f'chapter {number}, "{heading}": there is no notebooks/{number}_*.ipynb')
-            continue
-        path, headings = chapter_headings()[number]
-        if heading in headings:
-            valid += 1
-        else:
-            problems.append(f'chapter {number}, "{heading}": {path.name} has no such heading')
-    return valid, problems
 
 
 # ---- the lesson modules and their public objects -------------------------------------------

@@ -9,6 +9,7 @@ bullets; ``## Further reading``. Exercise solutions sit between nbgrader's marke
 
 from __future__ import annotations
 
+import functools
 import re
 from pathlib import Path
 
@@ -21,6 +22,10 @@ BEGIN, END = "### BEGIN SOLUTION", "### END SOLUTION"
 REQUIRED_HEADINGS = ("Learning goals", "Exercises", "Summary", "Further reading")
 #: A solution line this long quoted in a chapter's prose gives the exercise away.
 PROSE_LEAK_CHARS = 20
+#: A markdown heading of levels 1-4; its text is what ``chapter NN, "..."`` references name.
+HEADING = re.compile(r"^#{1,4}\s+(.*?)\s*$")
+#: ``chapter NN, "<heading>"``: how the package and the hints point to a section.
+CHAPTER_REFERENCE = re.compile(r'\bchapter (\d\d), "([^"]+)"', re.IGNORECASE)
 
 
 class ChapterNotFound(ValueError):
@@ -62,6 +67,47 @@ def read(path: Path):
     import nbformat
 
     return nbformat.read(str(path), as_version=4)
+
+
+def markdown_headings(cells) -> set[str]:
+    """The text of every markdown heading (``#`` to ``####``) of a notebook's cells (dicts
+    or nbformat nodes), code fences skipped."""
+    found = set()
+    for cell in cells:
+        if cell["cell_type"] != "markdown":
+            continue
+        fenced = False
+        for line in "".join(cell["source"]).splitlines():
+            if line.lstrip().startswith(("```", "~~~")):
+                fenced = not fenced
+            match = None if fenced else HEADING.match(line)
+            if match:
+                found.add(match.group(1))
+    return found
+
+
+@functools.lru_cache(maxsize=4)
+def chapter_headings(folder: Path | None = None) -> dict[str, tuple[Path, frozenset[str]]]:
+    """``{"04": (notebook path, its headings)}`` for every chapter (read once per process)."""
+    import json
+
+    return {p.name[:2]: (p, frozenset(markdown_headings(json.loads(p.read_text())["cells"])))
+            for p in list_chapters(folder)}  # fmt: skip
+
+
+def reference_problems(text: str, folder: Path | None = None) -> tuple[int, list[str]]:
+    """``(valid references, problems)`` of the ``chapter NN, "heading"`` references in
+    ``text`` (whitespace collapsed first, so a reference may wrap across lines)."""
+    headings = chapter_headings(folder)
+    valid, problems = 0, []
+    for number, heading in CHAPTER_REFERENCE.findall(" ".join(text.split())):
+        if number not in headings:
+            problems.append(f'chapter {number}, "{heading}": there is no notebooks/{number}_*.ipynb')
+        elif heading in headings[number][1]:
+            valid += 1
+        else:
+            problems.append(f'chapter {number}, "{heading}": {headings[number][0].name} has no such heading')
+    return valid, problems
 
 
 def make_notebook(cells: list[tuple[str, str]], setup: bool = True):
