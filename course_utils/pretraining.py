@@ -33,7 +33,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from course_utils.fusion import MLP, FusionConfig, ImageEncoder, InstructionEncoder, make_config
+from course_utils.fusion import MLP, ImageEncoder, InstructionEncoder, make_config
 from course_utils.text import mean_pool
 
 __all__ = [
