@@ -7,6 +7,7 @@
 ``notebooks``  chapter discovery, the notebook skeleton, the student version
 ``exercises``  every exercise's metadata, checked; the table of exercises
 ``nbgrader_course``  an nbgrader course directory whose student version is the course's
+``site``       the course's website, built offline from the executed chapters
 ``doctor``     the environment check
 ``colab``      the repository address, the setup cell, the "Open in Colab" badges
 =============  ================================================================

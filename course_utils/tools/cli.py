@@ -11,6 +11,7 @@ Commands:
   reproduce [NAME ...]  retrain the shipped models in data/ from their recipes [--threads N]
   sync-setup            rewrite every chapter's setup cell and Colab badge from course_utils.tools.colab
   exercises [--markdown]  the table of every exercise: difficulty, minutes, points, what it checks
+  site                  build the course's website (build/site/) from what `run` executed
   nbgrader-course DIR [CHAPTER ...]
                         write an nbgrader course directory (config + source assignments)
   strip [NOTEBOOK ...]  remove outputs and execution counts from notebooks
@@ -66,6 +67,9 @@ def _parser() -> argparse.ArgumentParser:
     rep = sub.add_parser("reproduce", help="retrain shipped models from their recipes")
     rep.add_argument("names", nargs="*", help="models to retrain (default: all)")
     rep.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
+
+    site = sub.add_parser("site", help="build the course's website from what `run` executed")
+    site.add_argument("--build-dir", type=Path, default=DEFAULT_BUILD)
 
     nbg = sub.add_parser("nbgrader-course", help="write an nbgrader course directory of the chapters")
     nbg.add_argument("root", type=Path, help="the course directory to write (created if missing)")
@@ -225,6 +229,17 @@ def _cmd_sync_setup(args) -> int:
     return 0
 
 
+def _cmd_site(args) -> int:
+    from course_utils.tools.site import build_site
+
+    if not (args.build_dir / "executed").is_dir():
+        print(f"note: {args.build_dir}/executed/ does not exist: every chapter will show as not run "
+              "(run `python3 -m course_utils run` first)")
+    site = build_site(args.build_dir)
+    print(f"built {site}/index.html\nopen it, or serve it: python3 -m http.server -d {site} 8000")
+    return 0
+
+
 def _cmd_nbgrader_course(args) -> int:
     from course_utils.tools.nbgrader_course import assignment_name, write_course
     from course_utils.tools.notebooks import resolve_chapters
@@ -265,6 +280,7 @@ _COMMANDS = {
     "reproduce": _cmd_reproduce,
     "exercises": _cmd_exercises,
     "nbgrader-course": _cmd_nbgrader_course,
+    "site": _cmd_site,
     "sync-setup": _cmd_sync_setup,
     "strip": _cmd_strip,
 }

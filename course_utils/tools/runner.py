@@ -24,6 +24,8 @@ OFFLINE_ENV = {
     "TRANSFORMERS_OFFLINE": "1",
     "HF_DATASETS_OFFLINE": "1",
     "TOKENIZERS_PARALLELISM": "false",
+    # figures go into the executed notebook whatever the caller's MPLBACKEND (tests set Agg)
+    "MPLBACKEND": "module://matplotlib_inline.backend_inline",
 }
 
 
