@@ -128,13 +128,18 @@ def _placement_problems(cells, found: list[dict]) -> list[str]:
     return problems
 
 
-def what_it_checks(checker: str) -> str:
-    """The first sentence of a checker's docstring (``"ch06.check_count_answer"``)."""
+def checker_function(checker: str):
+    """The checker an exercise declares (``"ch06.check_count_answer"``)."""
     import importlib
 
     module, name = checker.split(".")
-    fn = getattr(importlib.import_module(f"course_utils.checks.{module}"), name)
-    doc = " ".join((fn.__doc__ or "").strip().split("\n\n")[0].split()).split(". ")[0].rstrip(".")
+    return getattr(importlib.import_module(f"course_utils.checks.{module}"), name)
+
+
+def what_it_checks(checker: str) -> str:
+    """The first sentence of a checker's docstring (``"ch06.check_count_answer"``)."""
+    doc = checker_function(checker).__doc__ or ""
+    doc = " ".join(doc.strip().split("\n\n")[0].split()).split(". ")[0].rstrip(".")
     doc = re.sub(r"^Check(s)? Exercise \d+: ", "", doc)
     doc = re.sub(r":\w+:`~?([^`]+)`", r"`\1`", doc)  # Sphinx roles -> code
     return doc.replace("``", "`")
@@ -142,10 +147,7 @@ def what_it_checks(checker: str) -> str:
 
 def checker_title(checker: str) -> str:
     """The title a checker records its outcome under (``"ch06.check_count_answer"``)."""
-    import importlib
-
-    module, name = checker.split(".")
-    return getattr(importlib.import_module(f"course_utils.checks.{module}"), name).title
+    return checker_function(checker).title
 
 
 def points_by_title(path) -> dict[str, int]:
