@@ -80,7 +80,7 @@ def precision_recall_f1(y_true, y_pred, num_classes: int | None = None) -> dict:
 def group_accuracy(y_true, y_pred, groups) -> dict[str, float]:
     """Accuracy within each group (e.g. question family): ``{group: accuracy}``.
 
-    Used in chapter 08, "3. The main run: stage 2 to ≥ 93 %"."""
+    Used in chapter 08, "3. The main run: stage 2 to ≥ 85 %"."""
     y_true, y_pred = _pair(y_true, y_pred)
     groups = list(groups)
     if len(groups) != y_true.numel():

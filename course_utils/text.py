@@ -268,6 +268,7 @@ class FrozenTextFeatures:
     @torch.inference_mode()
     def _encode(self, keys: list[tuple[int, ...]], device) -> None:
         encoder = self.encoder.to(device)
+        keys = sorted(keys, key=len)  # batches of similar length: little padding to compute
         for start in range(0, len(keys), self.batch_size):
             chunk = keys[start : start + self.batch_size]
             longest = max(map(len, chunk))

@@ -112,7 +112,7 @@ def test_the_world_tokenizer_is_the_same_trainer_on_the_complete_corpus():
 def test_world_texts_are_reproducible():
     a, b = vocabulary.world_corpus(20, seed=3), vocabulary.world_corpus(20, seed=3)
     assert a == b and all(isinstance(t, str) and t for t in a)
-    assert vocabulary.world_corpus(20, seed=3, heldout=True) != a
+    assert vocabulary.world_corpus(20, seed=3, language="templates") != a
     with pytest.raises(ValueError, match="n must"):
         vocabulary.world_corpus(0)
 

@@ -115,3 +115,26 @@ def test_task_ids_are_bookkeeping_not_model_inputs():
     data = {**toy_data(64), "task_ids": torch.zeros(64, dtype=torch.long)}
     history = training.fit(Toy(), data, data, steps=2, progress=False)
     assert len(history.evals) == 2  # evaluated, so the model never saw task_ids
+
+
+def test_batches_drop_padding_no_example_needs_and_keep_predictions():
+    from course_utils import fusion
+
+    ids = torch.zeros(6, 12, dtype=torch.long)
+    mask = torch.zeros_like(ids)
+    for i, n in enumerate([3, 5, 4, 2, 5, 3]):
+        ids[i, :n], mask[i, :n] = torch.arange(1, n + 1), 1
+    data = {"pixel_values": torch.randn(6, 3, 48, 48), "input_ids": ids, "attention_mask": mask,
+            "labels": torch.arange(6), "task_ids": torch.zeros(6, dtype=torch.long)}  # fmt: skip
+    (batch,) = training.batches(data, batch_size=6)
+    assert batch["input_ids"].shape == (6, 5) and batch["attention_mask"].shape == (6, 5)
+    assert batch["pixel_values"].shape == (6, 3, 48, 48) and batch["labels"].shape == (6,)
+    lm = {"input_ids": ids, "attention_mask": mask, "labels": ids.masked_fill(mask == 0, -100)}
+    assert training.trim_padding(lm)["labels"].shape == (6, 5)  # token-level labels follow their tokens
+    left = {"input_ids": ids.flip(1), "attention_mask": mask.flip(1)}
+    assert training.trim_padding(left)["input_ids"].shape == (6, 12)  # left padding: nothing to trim
+    torch.manual_seed(0)
+    model = fusion.build_model("slot_read", vocab_size=16, num_answers=8, hidden_size=16, num_heads=2).eval()
+    with torch.no_grad():
+        full = model(data["pixel_values"], ids, mask)
+    torch.testing.assert_close(training.predict(model, data), full, atol=1e-5, rtol=1e-5)

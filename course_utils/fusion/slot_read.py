@@ -1,7 +1,7 @@
 """``slot_read``: a relational reader that makes the world's spatial questions learnable
 (explicit grid coordinates, slots read from the instruction, two reads of the grid,
 pairwise position differences), and ``slot_read_minilm``, whose words are the frozen
-all-MiniLM-L6-v2's features (chapter 08, "3. The main run: stage 2 to ≥ 93 %"; chapter 09,
+all-MiniLM-L6-v2's features (chapter 08, "3. The main run: stage 2 to ≥ 85 %"; chapter 09,
 "6. Generalisation (FAQ 9.3)")."""
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from course_utils.text import mean_pool
 def grid_coordinates(grid: int) -> Tensor:
     """``(grid*grid, 2*grid + 2)``: row one-hot, column one-hot, row and column in [-1, 1].
 
-    Used in chapter 08, "3. The main run: stage 2 to ≥ 93 %"."""
+    Used in chapter 08, "3. The main run: stage 2 to ≥ 85 %"."""
     rows = torch.arange(grid).repeat_interleave(grid)  # row-major cells
     cols = torch.arange(grid).repeat(grid)
     one_hot = torch.cat([nn.functional.one_hot(rows, grid), nn.functional.one_hot(cols, grid)], 1)
@@ -46,7 +46,7 @@ class SlotReadFusion(FusionModel):
     Not one of chapter 05's five families (:data:`KINDS`): a design measured for the data
     world's spatial questions (see chapter 08), built with the same interface.
 
-    Used in chapter 08, "3. The main run: stage 2 to ≥ 93 %".
+    Used in chapter 08, "3. The main run: stage 2 to ≥ 85 %".
     """
 
     kind = "slot_read"

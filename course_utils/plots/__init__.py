@@ -23,6 +23,7 @@ from course_utils.plots.encoders import (
 )
 from course_utils.plots.results import (
     bar_panels,
+    flan_curve,
     grouped_bars,
     retrieval_curves,
     show_examples,
@@ -34,6 +35,7 @@ __all__ = [
     "attention_heatmap",
     "bar_panels",
     "failure_grid",
+    "flan_curve",
     "grouped_bars",
     "learning_curves",
     "patch_attention",

@@ -1,5 +1,5 @@
 """Data and results figures: example grids, bar panels, grouped bars, table heatmaps,
-retrieval curves (chapters 06, 07, 09)."""
+retrieval curves, the FLAN curve (chapters 06, 07, 09)."""
 
 from __future__ import annotations
 
@@ -161,3 +161,35 @@ def retrieval_curves(history: dict, chance: float | None = None, title=None):
     return fig
 
 
+
+
+def flan_curve(curve: dict, splits=("test_paraphrase", "test_synonyms", "test_frames"), title=None):
+    """Accuracy on held-out layers against training templates, one line per encoder and split.
+
+    ``curve`` is :func:`course_utils.flan.load_curve`'s ``{"points": [{"kind", "num_templates",
+    <split>: accuracy}, ...]}``; the x axis is logarithmic (1, 2, 4, 8 templates).
+
+    Used in chapter 06, "10. How much diversity buys: the FLAN curve".
+    """
+    import matplotlib.pyplot as plt
+
+    styles = {"test_paraphrase": "-", "test_synonyms": "--", "test_frames": ":", "test": "-."}
+    names = {"slot_read": "from scratch", "slot_read_minilm": "frozen MiniLM"}
+    fig, ax = plt.subplots(figsize=(6.4, 3.8))
+    kinds = sorted({p["kind"] for p in curve["points"]})
+    for color, kind in zip(("tab:orange", "tab:blue", "tab:green"), kinds):
+        points = sorted((p for p in curve["points"] if p["kind"] == kind), key=lambda p: p["num_templates"])
+        ks = [p["num_templates"] for p in points]
+        for split in splits:
+            ax.plot(ks, [p[split] for p in points], styles.get(split, "-"), color=color, marker="o",
+                    label=f"{names.get(kind, kind)}: {split.removeprefix('test_')}")
+    ax.set_xscale("log", base=2)
+    ax.set_xticks(sorted({p["num_templates"] for p in curve["points"]}))
+    ax.set_xticklabels([str(k) for k in sorted({p["num_templates"] for p in curve["points"]})])
+    ax.set_xlabel("training templates per question group")
+    ax.set_ylabel("accuracy")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, ncol=2)
+    ax.set_title(title or "what template diversity buys, and what a pretrained encoder replaces")
+    fig.tight_layout()
+    return fig

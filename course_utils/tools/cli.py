@@ -8,7 +8,8 @@ Commands:
   release               write the student version of every chapter (solutions removed)
   grade NOTEBOOK ...    execute submitted notebooks and tabulate their exercise checks
   bench-data [--n N]    time generating N examples with images (default 20,000)
-  reproduce [NAME ...]  retrain the shipped models in data/ from their recipes [--threads N]
+  reproduce [NAME ...]  retrain the shipped models in data/ from their recipes, and the stored
+                        FLAN curve (flan-curve) [--threads N]
   sync-setup            rewrite every chapter's setup cell and Colab badge from course_utils.tools.colab
   exercises [--markdown]  the table of every exercise: difficulty, minutes, points, what it checks
   site                  build the course's website (build/site/) from what `run` executed
@@ -198,13 +199,25 @@ def _cmd_bench_data(args) -> int:
 
 
 def _cmd_reproduce(args) -> int:
+    import torch
+
+    from course_utils import flan
     from course_utils.shipped import list_pretrained, reproduce
 
-    names = args.names or list_pretrained()
+    if args.threads is not None and args.threads < 1:
+        raise ValueError(f"--threads must be >= 1, got {args.threads}")
+    known = [*list_pretrained(), flan.NAME]
+    names = args.names or known
     for name in names:  # check every name before hours of training
-        if name not in list_pretrained():
-            raise ValueError(f"unknown pretrained model {name!r}; known: {', '.join(list_pretrained())}")
+        if name not in known:
+            raise ValueError(f"unknown pretrained model {name!r}; known: {', '.join(known)}")
     for name in names:
+        if name == flan.NAME:
+            if args.threads is not None:
+                torch.set_num_threads(args.threads)
+            curve = flan.reproduce()
+            print(f"{name}: {len(curve['points'])} points in {curve['seconds']} s")
+            continue
         card = reproduce(name, threads=args.threads)
         print(f"{name}: trained in {card['train_seconds']} s; metrics {card['metrics']}")
     return 0

@@ -5,11 +5,13 @@ Import the module you need (``from course_utils.world import scenes, questions``
 =================  ==================================================================
 ``scenes``         objects on a grid, rendering with Pillow, edits of a scene
 ``augment``        pixel augmentations, each with the annotation of its new image
-``phrasings``      noun phrases and the templates of every question kind
+``phrasings``      noun phrases, places, the templates of captions, queries and edits
+``grammar``        the language of questions: cores, frames, synonyms, held-out layers
 ``programs``       the world's configuration, question programs and their answers
 ``questions``      question-first scene construction: one correct answer each
 ``descriptions``   captions, referring expressions, edit instructions, label checks
 ``examples``       the raw examples of one split
+``handwritten``    questions written by hand, a fixed evaluation set
 ``data``           the Hugging Face datasets, their splits and their cache
 ``encoding``       from examples to tensors: pixel values, token ids, labels
 ``vocabulary``     the world's corpus and its WordPiece tokenizer

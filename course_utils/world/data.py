@@ -12,8 +12,10 @@ question's program as JSON; models never see it, evaluation may)::
 
 Splits: ``train``, ``validation``, ``test`` (one distribution); ``test_compositional``
 (every image has an object of a colour-shape pair that no training image contains, and
-the question is about it); ``test_paraphrase`` (phrasings never used in training);
-``test_shift`` (rendering change: tinted background, pixel noise, smaller objects).
+the question is about it); ``test_paraphrase`` (phrasings never used in training: for
+questions, the grammar's held-out cores); ``test_shift`` (rendering change: tinted
+background, pixel noise, smaller objects); and for questions only ``test_frames``
+(held-out frames around training cores) and ``test_synonyms`` (held-out words).
 
 Everything is deterministic from ``seed`` and cached under
 ``runtime.cache_dir("data")`` in a folder named by a fingerprint of the generator's
@@ -41,7 +43,7 @@ from course_utils.world.programs import FAMILIES, HELDOUT_PAIRS, World
 from course_utils.world.vocabulary import load_tokenizer
 
 #: Bump when the data changes in a way the source fingerprint would not catch.
-DATA_VERSION = "1"
+DATA_VERSION = "2"
 SPLITS: tuple[str, ...] = (
     "train",
     "validation",
@@ -50,6 +52,8 @@ SPLITS: tuple[str, ...] = (
     "test_paraphrase",
     "test_shift",
 )
+#: The question splits: the common ones, and one per held-out layer of the question grammar.
+VQA_SPLITS: tuple[str, ...] = (*SPLITS, "test_frames", "test_synonyms")
 KINDS: tuple[str, ...] = ("vqa", "caption", "retrieval", "edit")
 
 
@@ -64,15 +68,16 @@ def _check_count(value, name: str) -> int:
     return value
 
 
-def _check_splits(splits) -> tuple[str, ...]:
+def _check_splits(splits, kind: str = "vqa") -> tuple[str, ...]:
+    known = VQA_SPLITS if kind == "vqa" else SPLITS
     if splits is None:
-        return SPLITS
+        return known
     if isinstance(splits, str):
         splits = [splits]
-    unknown = [s for s in splits if s not in SPLITS]
+    unknown = [s for s in splits if s not in known]
     if unknown or not splits:
-        raise ValueError(f"splits: unknown split(s) {unknown}; expected some of {list(SPLITS)}")
-    return tuple(s for s in SPLITS if s in splits)
+        raise ValueError(f"splits: unknown split(s) {unknown} for {kind} data; expected some of {list(known)}")
+    return tuple(s for s in known if s in splits)
 
 
 def make_world(
@@ -83,6 +88,7 @@ def make_world(
     shapes=None,
     families=None,
     heldout_pairs=HELDOUT_PAIRS,
+    num_templates=None,
 ) -> World:
     """A :class:`~course_utils.world.programs.World`, with ``ValueError`` naming a bad argument.
 
@@ -95,10 +101,14 @@ def make_world(
         families=tuple(scenes.check_names(families, FAMILIES, "families")),
         num_objects=scenes.check_num_objects(num_objects, grid),
         heldout_pairs=tuple(tuple(p) for p in heldout_pairs),
+        num_templates=num_templates,
     )
 
 
-def _features(kind: str):
+def dataset_features(kind: str):
+    """The ``datasets.Features`` of a kind's splits (edits add the target image and scene).
+
+    Used in chapter 06, "5. Building, transforming and saving with 🤗 `datasets`"."""
     import datasets
 
     cols = {
@@ -115,7 +125,10 @@ def _features(kind: str):
     return datasets.Features(cols)
 
 
-def _columns(kind: str, examples: list[dict]) -> dict:
+def dataset_columns(kind: str, examples: list[dict]) -> dict:
+    """The columns of a split from its raw examples (images rendered, scene and program as JSON).
+
+    Used in chapter 06, "5. Building, transforming and saving with 🤗 `datasets`"."""
     cols = {
         "image": [image_cell(e["scene"]) for e in examples],
         "instruction": [e["instruction"] for e in examples],
@@ -151,7 +164,7 @@ def _build(kind: str, seed: int, sizes: dict, world: World, progress: bool):
             bar.update(len(examples) % 500)
         if split == "train":  # evaluation splits never repeat a training example
             seen = {scene_key(e["scene"], e["instruction"]) for e in examples}
-        out[split] = datasets.Dataset.from_dict(_columns(kind, examples), features=_features(kind))
+        out[split] = datasets.Dataset.from_dict(dataset_columns(kind, examples), features=dataset_features(kind))
     if bar is not None:
         bar.close()
     return datasets.DatasetDict(out)
@@ -250,13 +263,13 @@ def _load(kind, seed, sizes, world, cache, progress):
     return datasets.load_from_disk(str(path))
 
 
-def split_sizes(n_train, n_eval, splits=None) -> dict:
+def split_sizes(n_train, n_eval, splits=None, kind: str = "vqa") -> dict:
     """Examples per split: ``n_train`` for ``train``, ``n_eval`` for every other split.
 
     Used in chapter 06, "5. Building, transforming and saving with 🤗 `datasets`"."""
     n_train = _check_count(n_train, "n_train")
     n_eval = _check_count(n_eval, "n_eval")
-    return {s: (n_train if s == "train" else n_eval) for s in _check_splits(splits)}
+    return {s: (n_train if s == "train" else n_eval) for s in _check_splits(splits, kind)}
 
 
 def _loader(kind: str):
@@ -272,13 +285,15 @@ def _loader(kind: str):
         shapes=None,
         families=None,
         heldout_pairs=HELDOUT_PAIRS,
+        num_templates=None,
         cache: bool = True,
         progress: bool = False,
     ):
         if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
             raise ValueError(f"seed must be a non-negative int, got {seed!r}")
-        world = make_world(image_size, grid, num_objects, colors, shapes, families, heldout_pairs)
-        return _load(kind, seed, split_sizes(n_train, n_eval, splits), world, cache, progress)
+        world = make_world(image_size, grid, num_objects, colors, shapes, families, heldout_pairs,
+                           num_templates)  # fmt: skip
+        return _load(kind, seed, split_sizes(n_train, n_eval, splits, kind), world, cache, progress)
 
     return load
 
@@ -287,12 +302,13 @@ _ARGS_DOC = """
     Arguments (a bad one raises ``ValueError`` naming it):
         seed: the whole dataset is a function of it (and of the other arguments).
         n_train, n_eval: examples in ``train`` and in each other split.
-        splits: a subset of :data:`SPLITS` (default: all six).
+        splits: a subset of :data:`SPLITS` (default: all six; questions: :data:`VQA_SPLITS`, all eight).
         image_size, grid: image side in pixels and the grid of object positions.
         num_objects: objects per scene, an int or an inclusive ``(min, max)``.
         colors, shapes: subsets of ``scenes.COLORS`` / ``scenes.SHAPES``.
         families: question families (VQA only), a subset of ``programs.FAMILIES``.
         heldout_pairs: ``(color, shape)`` pairs kept out of every training image.
+        num_templates: training cores per question group (None: all; chapter 09's FLAN curve).
         cache: read/write the fingerprinted cache (``runtime.cache_dir("data")``).
         progress: show a progress bar while generating.
 """
@@ -382,9 +398,9 @@ def benchmark(n: int = 20_000, seed: int = 0) -> dict:
     for e in examples:
         e["task"] = e["program"]["family"]
     t1 = time.perf_counter()
-    cols = _columns("vqa", examples)
+    cols = dataset_columns("vqa", examples)
     t2 = time.perf_counter()
-    ds = datasets.Dataset.from_dict(cols, features=_features("vqa"))
+    ds = datasets.Dataset.from_dict(cols, features=dataset_features("vqa"))
     t3 = time.perf_counter()
     tok = load_tokenizer()
     t4 = time.perf_counter()

@@ -1,8 +1,8 @@
 """The raw examples of one split: scenes, instructions, answers, before they become a dataset.
 
 Example ``i`` of a split depends only on ``(kind, seed, split, i)``; the split decides
-whether held-out colour-shape pairs, held-out phrasings or the shifted rendering are
-used (chapter 06, "4. Splits that make evaluation honest").
+whether held-out colour-shape pairs, a held-out layer of the language or the shifted
+rendering are used (chapter 06, "4. Splits that make evaluation honest").
 """
 
 from __future__ import annotations
@@ -16,11 +16,18 @@ from course_utils.world.phrasings import fill_template
 from course_utils.world.programs import World
 from course_utils.world.questions import generate_question, random_scene
 
+#: The language each split's questions are said in (the grammar's held-out layers).
+SPLIT_LANGUAGE: dict[str, str] = {
+    "test_paraphrase": "templates",
+    "test_frames": "frames",
+    "test_synonyms": "synonyms",
+}
+
 
 def _split_mode(split: str) -> dict:
     return {
         "novel": split == "test_compositional",
-        "heldout": split == "test_paraphrase",
+        "language": SPLIT_LANGUAGE.get(split, "train"),
         "shift": split == "test_shift",
     }
 
@@ -76,9 +83,10 @@ def generate_examples(kind: str, split: str, n: int, seed: int, world: World, av
 
 
 def _one(kind: str, rng: random.Random, family: str, world: World, mode: dict, plan=None) -> dict:
-    novel, heldout = mode["novel"], mode["heldout"]
+    novel, language = mode["novel"], mode["language"]
+    heldout = language != "train"  # captions, queries and edits have one held-out layer
     if kind == "vqa":
-        ex = generate_question(rng, family, world, novel=novel, heldout=heldout, plan=plan)
+        ex = generate_question(rng, family, world, novel=novel, language=language, plan=plan)
         ex["task"] = ex["program"]["family"]
         return ex
     if kind == "edit":

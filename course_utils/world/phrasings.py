@@ -1,8 +1,8 @@
-"""The world's phrasings: noun phrases, the templates of every question kind, :func:`phrase`.
+"""The world's phrasings: noun phrases, places, and the templates of captions, queries and edits.
 
 Each template list has a part used in training and a held-out part that only the
-``test_paraphrase`` split uses (chapter 06, "4. Splits that make evaluation honest"; chapter 09
-measures it).
+``test_paraphrase`` split uses (chapter 06, "4. Splits that make evaluation honest"). Questions
+have a richer language, a grammar of cores, frames and synonyms: :mod:`course_utils.world.grammar`.
 """
 
 from __future__ import annotations
@@ -15,7 +15,10 @@ NUMBER_WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "
 # ---- noun phrases ------------------------------------------------------------------
 
 
-def _plural(noun: str) -> str:
+def plural_of(noun: str) -> str:
+    """The plural of a shape noun: "circle" -> "circles", "cross" -> "crosses".
+
+    Used in chapter 06, "2. Questions with exactly one answer"."""
     return noun + ("es" if noun.endswith(("s", "x", "ch", "sh")) else "s")
 
 
@@ -25,7 +28,7 @@ def noun_phrase(desc: dict, plural: bool = False) -> str:
     Used in chapter 06, "2. Questions with exactly one answer"."""
     words = [desc[k] for k in ("size", "color") if k in desc]
     noun = desc.get("shape", "object")
-    words.append(_plural(noun) if plural else noun)
+    words.append(plural_of(noun) if plural else noun)
     return " ".join(words)
 
 
@@ -38,151 +41,9 @@ def with_article(phrase: str) -> str:
 
 # ---- phrasings: (used in training, held out for test_paraphrase) --------------------
 
-#: For each question kind, the phrasings the training splits use and the held-out ones.
+#: For captions, retrieval queries and edits, the phrasings the training splits use and the
+#: held-out ones. Questions are said by the grammar of :mod:`course_utils.world.grammar`.
 TEMPLATES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
-    "query_color": (
-        (
-            "What color is the {obj}?",
-            "What is the color of the {obj}?",
-            "Which color does the {obj} have?",
-            "Tell me the color of the {obj}.",
-            "The {obj} is what color?",
-        ),
-        ("Name the color of the {obj}.", "Can you tell which color the {obj} is?"),
-    ),
-    "query_shape": (
-        (
-            "What shape is the {obj}?",
-            "What is the shape of the {obj}?",
-            "Which shape does the {obj} have?",
-            "Tell me the shape of the {obj}.",
-            "The {obj} is what shape?",
-        ),
-        ("Name the shape of the {obj}.", "Can you tell which shape the {obj} is?"),
-    ),
-    "count": (
-        (
-            "How many {objs} are there?",
-            "How many {objs} are in the image?",
-            "Count the {objs}.",
-            "What is the number of {objs}?",
-            "How many {objs} can you see?",
-        ),
-        ("Give the number of {objs} in the picture.", "How many {objs} does the image contain?"),
-    ),
-    "exist": (
-        (
-            "Is there {a_obj}?",
-            "Are there any {objs}?",
-            "Does the image contain {a_obj}?",
-            "Can you see {a_obj}?",
-            "Is {a_obj} present?",
-        ),
-        ("Does the picture show {a_obj}?", "Is there at least one {obj} in the image?"),
-    ),
-    "relate": (
-        (
-            "Is the {a} {rel} the {b}?",
-            "Is the {a} located {rel} the {b}?",
-            "Does the {a} appear {rel} the {b}?",
-            "Is the {a} positioned {rel} the {b}?",
-            "Would you say the {a} is {rel} the {b}?",
-        ),
-        ("Is it true that the {a} is {rel} the {b}?", "Can the {a} be found {rel} the {b}?"),
-    ),
-    "locate": (
-        (
-            "Where is the {obj}?",
-            "Where is the {obj} located?",
-            "In which part of the image is the {obj}?",
-            "Tell me where the {obj} is.",
-            "Which region contains the {obj}?",
-        ),
-        ("Point out where the {obj} is.", "In what part of the picture can the {obj} be found?"),
-    ),
-    "query_at_color": (
-        (
-            "What color is the object {at}?",
-            "What is the color of the object {at}?",
-            "Tell me the color of the object {at}.",
-            "The object {at} is what color?",
-            "Which color does the object {at} have?",
-        ),
-        ("Name the color of the object {at}.", "Can you tell which color the object {at} is?"),
-    ),
-    "query_at_shape": (
-        (
-            "What shape is the object {at}?",
-            "What is the shape of the object {at}?",
-            "Tell me the shape of the object {at}.",
-            "The object {at} is what shape?",
-            "Which shape does the object {at} have?",
-        ),
-        ("Name the shape of the object {at}.", "Can you tell which shape the object {at} is?"),
-    ),
-    "query_related_color": (
-        (
-            "What color is the object {rel} the {b}?",
-            "What is the color of the object {rel} the {b}?",
-            "Tell me the color of the object {rel} the {b}.",
-            "The object {rel} the {b} is what color?",
-            "Which color does the object {rel} the {b} have?",
-        ),
-        ("Name the color of the object {rel} the {b}.", "Can you tell which color the object {rel} the {b} is?"),
-    ),
-    "query_related_shape": (
-        (
-            "What shape is the object {rel} the {b}?",
-            "What is the shape of the object {rel} the {b}?",
-            "Tell me the shape of the object {rel} the {b}.",
-            "The object {rel} the {b} is what shape?",
-            "Which shape does the object {rel} the {b} have?",
-        ),
-        ("Name the shape of the object {rel} the {b}.", "Can you tell which shape the object {rel} the {b} is?"),
-    ),
-    "nearest_color": (
-        (
-            "What color is the object nearest to the {b}?",
-            "What is the color of the object closest to the {b}?",
-            "Tell me the color of the object nearest to the {b}.",
-        ),
-        ("Name the color of the object that is closest to the {b}.",),
-    ),
-    "nearest_shape": (
-        (
-            "What shape is the object nearest to the {b}?",
-            "What is the shape of the object closest to the {b}?",
-            "Tell me the shape of the object nearest to the {b}.",
-        ),
-        ("Name the shape of the object that is closest to the {b}.",),
-    ),
-    "more": (
-        (
-            "Are there more {xs} than {ys}?",
-            "Is the number of {xs} greater than the number of {ys}?",
-            "Do the {xs} outnumber the {ys}?",
-            "Are there more {xs} in the image than {ys}?",
-        ),
-        ("Does the image have more {xs} than {ys}?", "Is it true that there are more {xs} than {ys}?"),
-    ),
-    "fewer": (
-        (
-            "Are there fewer {xs} than {ys}?",
-            "Is the number of {xs} smaller than the number of {ys}?",
-            "Are the {xs} outnumbered by the {ys}?",
-            "Are there fewer {xs} in the image than {ys}?",
-        ),
-        ("Does the image have fewer {xs} than {ys}?", "Is it true that there are fewer {xs} than {ys}?"),
-    ),
-    "same": (
-        (
-            "Are there as many {xs} as {ys}?",
-            "Is the number of {xs} equal to the number of {ys}?",
-            "Are there exactly as many {xs} as {ys}?",
-            "Is the number of {xs} the same as the number of {ys}?",
-        ),
-        ("Does the image have as many {xs} as {ys}?", "Is it true that there are as many {xs} as {ys}?"),
-    ),
     "caption_short": (
         (
             "Describe the image briefly.",
@@ -287,40 +148,6 @@ def question_kind(program: dict) -> str:
     if op in ("query_related", "nearest", "query_at"):
         return f"{op}_{program['attr']}"
     return op
-
-
-def phrase(program: dict, rng: random.Random, heldout: bool = False) -> str:
-    """A sentence for a question program (a random phrasing of its kind).
-
-    Used in chapter 06, "2. Questions with exactly one answer"."""
-    kind = question_kind(program)
-    op = program["op"]
-    if op in ("query", "locate"):
-        return fill_template(rng, kind, heldout, obj=noun_phrase(program["obj"]))
-    if op == "count":
-        return fill_template(rng, kind, heldout, objs=noun_phrase(program["objs"], plural=True))
-    if op == "exist":
-        d = program["objs"]
-        return fill_template(
-            rng, kind, heldout, obj=noun_phrase(d), a_obj=with_article(noun_phrase(d)),
-            objs=noun_phrase(d, plural=True),
-        )  # fmt: skip
-    if op == "relate":
-        rel = rng.choice(RELATION_WORDS[program["rel"]])
-        return fill_template(rng, kind, heldout, a=noun_phrase(program["a"]), rel=rel, b=noun_phrase(program["b"]))
-    if op == "query_related":
-        rel = rng.choice(RELATION_WORDS[program["rel"]])
-        return fill_template(rng, kind, heldout, rel=rel, b=noun_phrase(program["b"]))
-    if op == "nearest":
-        return fill_template(rng, kind, heldout, b=noun_phrase(program["b"]))
-    if op == "query_at":
-        return fill_template(rng, kind, heldout, at=position_phrase(program["pos"]))
-    if op in ("more", "fewer", "same"):
-        return fill_template(
-            rng, kind, heldout, xs=noun_phrase(program["x"], plural=True),
-            ys=noun_phrase(program["y"], plural=True),
-        )  # fmt: skip
-    raise ValueError(f"program: unknown op {op!r}")
 
 
 # ---- captions, referring expressions, edits ------------------------------------------

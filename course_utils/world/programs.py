@@ -16,8 +16,9 @@ Question families (the dataset's ``task`` column):
 
 Scenes are built *question first*: the answer is drawn uniformly from its family's
 answers, then a scene is built where it is true, so no family can be answered from the
-text alone much above chance. Each phrasing list has a held-out part (never used by the
-training splits) for the ``test_paraphrase`` split.
+text alone much above chance. The sentence comes from the grammar of
+:mod:`course_utils.world.grammar`, whose held-out cores, frames and synonyms (never used by
+the training splits) make the ``test_paraphrase``, ``test_frames`` and ``test_synonyms`` splits.
 """
 
 from __future__ import annotations
@@ -96,6 +97,9 @@ class World:
         ("query_related", 0.3),
     )
     style: dict = field(default_factory=dict)
+    #: How many of each question group's training cores the training language uses (None:
+    #: all): the number of training templates of chapter 09's FLAN curve.
+    num_templates: int | None = None
 
     def __post_init__(self):
         scenes.check_layout(self.image_size, self.grid)
@@ -121,6 +125,9 @@ class World:
             raise ValueError("num_objects: scenes need at least 2 objects for relations")
         if not self.allowed_pairs:
             raise ValueError("heldout_pairs: every colour-shape pair is held out")
+        k = self.num_templates
+        if k is not None and (isinstance(k, bool) or not isinstance(k, int) or k < 1):
+            raise ValueError(f"num_templates must be None or a positive int, got {k!r}")
 
     @property
     def allowed_pairs(self) -> tuple[tuple[str, str], ...]:
@@ -145,6 +152,7 @@ class World:
             "heldout_pairs": [list(p) for p in self.heldout_pairs],
             "spatial_ops": [list(o) for o in self.spatial_ops],
             "style": dict(self.style),
+            "num_templates": self.num_templates,
         }
 
 

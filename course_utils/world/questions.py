@@ -12,7 +12,7 @@ import math
 import random
 
 from course_utils.world import scenes
-from course_utils.world.phrasings import phrase
+from course_utils.world.grammar import LANGUAGES, phrase
 from course_utils.world.programs import (
     COMPARE_OPS,
     FAMILIES,
@@ -425,19 +425,23 @@ def generate_question(
     family: str,
     world: World,
     novel: bool = False,
-    heldout: bool = False,
+    language: str = "train",
     plan: dict | None = None,
 ) -> dict:
     """One example of a family: ``{"scene", "program", "instruction", "answer"}``.
 
     ``novel=True`` builds a compositional-split example (the question is about an object
-    of a held-out colour-shape pair); ``heldout=True`` phrases it with a held-out phrasing.
+    of a held-out colour-shape pair); ``language`` is one of the grammar's
+    :data:`~course_utils.world.grammar.LANGUAGES` ("train", or a held-out layer:
+    "templates", "frames", "synonyms").
     ``plan`` fixes some random choices, e.g. ``{"yes": True}`` for a yes/no answer.
 
     Used in chapter 06, "2. Questions with exactly one answer".
     """
     if family not in _GENERATORS:
         raise ValueError(f"family: expected one of {FAMILIES}, got {family!r}")
+    if language not in LANGUAGES:
+        raise ValueError(f"language: expected one of {LANGUAGES}, got {language!r}")
     if novel and not world.novel_pairs:
         raise ValueError("heldout_pairs: the compositional split needs held-out pairs")
     given = dict(plan or {})
@@ -459,12 +463,10 @@ def generate_question(
             (o["color"], o["shape"]) in set(world.novel_pairs) for o in scene["objects"]
         ):
             continue
-        return {
-            "scene": scene,
-            "program": program,
-            "instruction": phrase(program, rng, heldout),
-            "answer": got,
-        }
+        said: dict = {}
+        text = phrase(program, rng, language, world.num_templates, record=said)
+        program["phrasing"] = said  # which core and frame: evaluation may group by them
+        return {"scene": scene, "program": program, "instruction": text, "answer": got}
     raise RuntimeError(f"could not build a {family!r} question for {world}")  # pragma: no cover
 
 

@@ -12,29 +12,32 @@ from __future__ import annotations
 import hashlib
 import os
 import random
+import re
 import shutil
 
 from course_utils.tokenization import train_wordpiece
 from course_utils.world.descriptions import caption, generate_edit, referring_expression
+from course_utils.world.grammar import CORES, FRAMES, PREFIXES, SUFFIXES, WORDS
 from course_utils.world.phrasings import MOVE_WORDS, NUMBER_WORDS, RELATION_WORDS, TEMPLATES
 from course_utils.world.programs import FAMILIES, SPATIAL_OPS, World, answer_vocab
 from course_utils.world.questions import generate_question
 
 #: Bump when the tokenizer changes in a way the source fingerprint would not catch.
-TOKENIZER_VERSION = "1"
+TOKENIZER_VERSION = "2"
 #: Every digit and punctuation mark a text of the world may contain.
 SYMBOLS = "0 1 2 3 4 5 6 7 8 9 . , ? ! ; : ' \" - ( )"
 
 
-def world_corpus(n: int = 2000, seed: int = 0, heldout: bool = False, captions: bool = True,
+def world_corpus(n: int = 2000, seed: int = 0, language: str = "train", captions: bool = True,
                  complete: bool = False) -> list[str]:
     """``n`` texts of the world's language: questions of every family, and captions.
 
-    ``heldout=True`` phrases the questions with the held-out phrasings only (the
-    ``test_paraphrase`` split's language). ``complete=True`` adds everything the world can
-    say: every template (held-out ones included), every answer, detailed captions,
-    referring expressions, edit instructions and the relation, move and number words, so
-    that a tokenizer trained on it knows every word of every split.
+    ``language`` says the questions in a layer of the grammar (``"templates"``: the
+    held-out cores, the ``test_paraphrase`` split's language). ``complete=True`` adds
+    everything the world can say: every core, frame and synonym (held-out ones included),
+    every template of captions and edits, every answer, detailed captions, referring
+    expressions, edit instructions and the relation, move and number words, so that a
+    tokenizer trained on it knows every word of every split (typos aside).
 
     Used in chapter 04, "1. From text to ids: a WordPiece tokenizer for our world".
     """
@@ -44,7 +47,7 @@ def world_corpus(n: int = 2000, seed: int = 0, heldout: bool = False, captions: 
     world = World(spatial_ops=tuple((op, 1.0) for op in SPATIAL_OPS)) if complete else World()
     out = []
     for i in range(n):
-        q = generate_question(rng, FAMILIES[i % len(FAMILIES)], world, heldout=heldout)
+        q = generate_question(rng, FAMILIES[i % len(FAMILIES)], world, language=language)
         out.append(caption(q["scene"]) if captions and i % 4 == 3 else q["instruction"])
         if complete and i % 4 == 0:
             out.append(caption(q["scene"], detailed=True))
@@ -53,11 +56,20 @@ def world_corpus(n: int = 2000, seed: int = 0, heldout: bool = False, captions: 
     if complete:
         out += answer_vocab()
         for train, held in TEMPLATES.values():
-            out += [t.replace("{", "").replace("}", "") for t in train + held]
-        for words in (*RELATION_WORDS.values(), *MOVE_WORDS.values(), NUMBER_WORDS):
+            out += [_bare(t) for t in train + held]
+        for train, held in CORES.values():
+            out += [_bare(t) for core in train + held for t in core if t]
+        out += [_bare(t) for t in (*FRAMES[0], *FRAMES[1], *PREFIXES, *SUFFIXES)]
+        for words in (*RELATION_WORDS.values(), *MOVE_WORDS.values(), NUMBER_WORDS,
+                      *(train + held for train, held in WORDS.values())):  # fmt: skip
             out += list(words)
         out.append(SYMBOLS)
     return out
+
+
+def _bare(template: str) -> str:
+    """A template's own words, without its slots: "What {attr} is {the_obj}?" -> "What is ?"."""
+    return re.sub(r"\{[A-Za-z_]+\}", "", template)
 
 
 def load_tokenizer(cache: bool = True):
