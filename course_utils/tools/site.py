@@ -150,10 +150,13 @@ def _models() -> str:
     lines = ["# The shipped models", "",
              "The weights (safetensors) and cards in `data/`; `course_utils.load_pretrained(name)` "
              "loads one, `python3 -m course_utils reproduce NAME` retrains it from its recipe.", ""]  # fmt: skip
-    for card_path in sorted(data_dir().glob("*.json")):
-        card = json.loads(card_path.read_text())
-        if "recipe" not in card:
+    from course_utils.shipped import list_pretrained, paths
+
+    for name in list_pretrained():  # the models' cards (data/ also holds stored results)
+        card_path = paths(name, data_dir())[1]
+        if not card_path.is_file():
             continue
+        card = json.loads(card_path.read_text())
         lines += [f"## {card['name']}", "", card["description"], "",
                   f"- parameters: {card['parameters']:,}; trained in {card['train_seconds']:.0f} s",
                   "- metrics: " + ", ".join(f"{k} {v:.1%}" if isinstance(v, float) else f"{k} {v}"
