@@ -296,7 +296,10 @@ def surface(rng: random.Random, text: str) -> str:
     return text
 
 
-def _words(text: str) -> set[str]:
+def words_of(text: str) -> set[str]:
+    """The lower-case words of a text, punctuation dropped: "Is it a photo?" -> {"is", "it", "a", "photo"}.
+
+    Used in chapter 06, "4. Splits that make evaluation honest"."""
     return set(re.findall(r"[a-z]+", text.lower()))
 
 
@@ -307,19 +310,19 @@ def held_words() -> frozenset[str]:
 
     Used in chapter 06, "4. Splits that make evaluation honest"."""
     def forms(w):
-        return _words(w) | ({plural_of(w)} if w in WORDS["object"][0] + WORDS["object"][1] else set())
+        return words_of(w) | ({plural_of(w)} if w in WORDS["object"][0] + WORDS["object"][1] else set())
 
     held = set().union(*(forms(w) for _, words in WORDS.values() for w in words))
     seen = set().union(*(forms(w) for words, _ in WORDS.values() for w in words))
     for train, _ in CORES.values():
-        seen |= set().union(*(_words(t) for core in train for t in core if t))
-    seen |= set().union(*(_words(t) for t in (*FRAMES[0], *PREFIXES, *SUFFIXES)))
-    seen |= set().union(*(_words(position_phrase(p)) for p in POSITIONS))
+        seen |= set().union(*(words_of(t) for core in train for t in core if t))
+    seen |= set().union(*(words_of(t) for t in (*FRAMES[0], *PREFIXES, *SUFFIXES)))
+    seen |= set().union(*(words_of(position_phrase(p)) for p in POSITIONS))
     return frozenset(held - seen)
 
 
 def _has_held_word(text: str) -> bool:
-    return bool(_words(text) & held_words())
+    return bool(words_of(text) & held_words())
 
 
 def phrase(program: dict, rng: random.Random, language: str = "train", num_templates: int | None = None,
