@@ -208,7 +208,7 @@ def fit(
     gen = torch.Generator().manual_seed(seed)
     history = History()
     # at most two refreshes a second: a notebook kernel sends each one as a message, and a
-    # flood of them during a long cell can overflow the output channel (nbval then times out)
+    # flood of them during a long cell can overflow the output channel (the notebook client then times out)
     bar = tqdm(total=steps, desc=desc, disable=not progress, leave=False, mininterval=0.5)
     start, step, seen = time.perf_counter(), 0, 0
     model.train()

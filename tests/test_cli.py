@@ -49,6 +49,10 @@ def test_run_executes_a_chapter_and_prints_the_table(tmp_path):
     results = json.loads((build / "results.json").read_text())
     assert results[0]["passed"] and results[0]["metrics"]["image_tokens"] == 197
     assert set(results[0]["exercises"].values()) == {"passed"}
+    slowest = results[0]["slowest_cells"]  # [cell index, first line, seconds], slowest first
+    assert len(slowest) == 3 and [t for *_, t in slowest] == sorted((t for *_, t in slowest), reverse=True)
+    assert 0 < results[0]["multiple"] < 1000 and "x ref / budget" in proc.stdout
+    assert "reference workload:" in proc.stdout
 
 
 def test_run_fails_with_nonzero_exit_when_a_chapter_fails(tmp_path):

@@ -3,7 +3,7 @@
 Each chapter builds an idea from scratch in the notebook, asserts that its version agrees
 with ``course_utils`` (``assert_close(ours(...), course_utils...)``, or an exercise checker
 that compares a solution with the package), and imports the package's copy from then on.
-nbval checks those claims by executing whole notebooks, which takes minutes (data, training,
+tests/test_chapters_run.py checks those claims by executing whole notebooks, which takes minutes (data, training,
 plots). This file checks the same claims without executing a notebook: ``load_definitions``
 parses every code cell with ``ast`` and runs only its top-level imports, ``def`` and
 ``class`` statements, and the literal constants those definitions use, in a fresh namespace
@@ -12,7 +12,7 @@ run; ``device``, which every chapter gets from ``runtime.init``, is the CPU. Eac
 calls the notebook's definition and the package's object on small seeded inputs and asserts
 that they agree with the tolerance the notebook (or its exercise checker) uses.
 
-What this cannot see, nbval still checks: claims made by top-level statements rather than
+What this cannot see, the chapters' execution still checks: claims made by top-level statements rather than
 by a definition (chapter 04's tokenizer pipeline in cell 7, chapter 09's confusion matrix
 and F1 in cell 7), and whether whole cells still run. Chapter 01 makes no agreement claim:
 its ``draw_scene`` and ``count`` have no package counterpart.

@@ -39,6 +39,10 @@ class ChapterResult:
     error: str = ""
     executed: str = ""
     html: str = ""
+    #: the chapter's slowest code cells: ``[cell index, its first line, seconds]``, slowest first
+    slowest_cells: list = field(default_factory=list)
+    #: ``seconds`` as a multiple of the reference workload measured in the same run
+    multiple: float | None = None
 
 
 @contextmanager
@@ -79,7 +83,7 @@ def execute_notebook(
     results_file = Path(tempfile.mkstemp(prefix="course-results-", suffix=".json")[1])
     results_file.unlink()
     env = {**OFFLINE_ENV, RESULTS_ENV: str(results_file), **(extra_env or {})}
-    error, seconds = _run_cells(nb, path, env, timeout, allow_errors, progress)
+    error, seconds, cell_seconds = _run_cells(nb, path, env, timeout, allow_errors, progress)
     data = json.loads(results_file.read_text()) if results_file.exists() else {}
     results_file.unlink(missing_ok=True)
     if allow_errors and not error:
@@ -98,20 +102,28 @@ def execute_notebook(
         error=error,
         executed=str(executed),
         html=html_path,
+        slowest_cells=slowest_cells(nb, cell_seconds),
     )
 
 
 def _run_cells(nb, path: Path, env: dict[str, str], timeout: int, allow_errors: bool,
-               progress: bool) -> tuple[str, float]:
+               progress: bool) -> tuple[str, float, dict[int, float]]:
     """Execute ``nb`` in place with ``env`` set, a progress bar over its code cells; returns
-    ``(the error line or "", seconds)``."""
+    ``(the error line or "", seconds, {cell index: seconds})``."""
     from nbclient import NotebookClient
     from tqdm.auto import tqdm
 
     n_code = sum(c.cell_type == "code" for c in nb.cells)
     bar = tqdm(total=n_code, desc=path.stem, unit="cell", leave=False, disable=not progress)
 
+    started, cell_seconds = {}, {}
+
+    def on_start(cell, cell_index, **_):
+        started[cell_index] = time.perf_counter()
+
     def on_done(cell, cell_index, **_):
+        if cell_index in started:
+            cell_seconds[cell_index] = time.perf_counter() - started[cell_index]
         if cell.cell_type == "code":
             bar.update(1)
 
@@ -121,6 +133,7 @@ def _run_cells(nb, path: Path, env: dict[str, str], timeout: int, allow_errors: 
         kernel_name="python3",
         allow_errors=allow_errors,
         resources={"metadata": {"path": str(path.parent.resolve())}},
+        on_cell_execute=on_start,
         on_cell_executed=on_done,
     )
     start = time.perf_counter()
@@ -132,7 +145,13 @@ def _run_cells(nb, path: Path, env: dict[str, str], timeout: int, allow_errors: 
             error = _error_line(exc)
     seconds = time.perf_counter() - start
     bar.close()
-    return error, seconds
+    return error, seconds, cell_seconds
+
+
+def slowest_cells(nb, cell_seconds: dict[int, float], n: int = 3) -> list:
+    """The ``n`` slowest cells: ``[index, first line of the source, seconds]``, slowest first."""
+    top = sorted(cell_seconds.items(), key=lambda item: -item[1])[:n]
+    return [[i, nb.cells[i].source.strip().split("\n")[0][:60], round(t, 1)] for i, t in top]
 
 
 def _first_cell_error(nb) -> str:
@@ -153,10 +172,17 @@ def _write_html(nb, target: Path) -> Path:
     return target
 
 
-def run_chapters(paths, build_dir: Path, **kwargs) -> list[ChapterResult]:
-    """Execute chapters in order; print a line as each finishes; write ``results.json``."""
+def run_chapters(paths, build_dir: Path, reference: bool = True, **kwargs) -> list[ChapterResult]:
+    """Execute chapters in order; print a line as each finishes; write ``results.json``.
+
+    With ``reference`` the reference workload (:mod:`course_utils.tools.budget`) is timed
+    before and after the chapters, and each chapter's seconds become a multiple of the
+    mean of the two measurements."""
+    from course_utils.tools.budget import multiple, reference_seconds
+
     build_dir = Path(build_dir)
     build_dir.mkdir(parents=True, exist_ok=True)
+    before = reference_seconds() if reference else None
     results = []
     for i, path in enumerate(paths, 1):
         print(f"[{i}/{len(paths)}] {Path(path).stem} ...", flush=True)
@@ -164,6 +190,11 @@ def run_chapters(paths, build_dir: Path, **kwargs) -> list[ChapterResult]:
         status = "pass" if result.passed else f"FAIL ({result.error})"
         print(f"[{i}/{len(paths)}] {result.chapter}: {status} in {result.seconds:.1f} s", flush=True)
         results.append(result)
+    if reference:
+        ref = (before + reference_seconds()) / 2
+        for r in results:
+            r.multiple = round(multiple(r.seconds, ref), 1)
+        print(f"reference workload: {ref:.2f} s", flush=True)
     (build_dir / "results.json").write_text(json.dumps([asdict(r) for r in results], indent=1))
     (build_dir / "results.md").write_text(format_table(results, markdown=True) + "\n")
     return results
@@ -181,21 +212,40 @@ def _metric_text(metrics: dict, limit: int = 90) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
+def _multiple_text(r: ChapterResult) -> str:
+    """``31.2 / 45`` (the chapter's reference multiple and its budget), ``-`` if not measured."""
+    from course_utils.tools.budget import budget
+
+    if r.multiple is None:
+        return "-"
+    over = " OVER" if r.multiple > budget(r.chapter) else ""
+    return f"{r.multiple:.1f} / {budget(r.chapter):.0f}{over}"
+
+
+def _slowest_text(r: ChapterResult) -> str:
+    return ", ".join(f"c{i} {t:.0f}s" for i, _, t in r.slowest_cells) or "-"
+
+
 def format_table(results: list[ChapterResult], markdown: bool = False) -> str:
-    """The results table: chapter, pass/fail, wall time, exercises passed, key metrics."""
-    header = ["chapter", "result", "time (s)", "exercises", "key metrics"]
+    """The results table: chapter, pass/fail, wall time, its multiple of the reference
+    workload against the budget, the three slowest cells, exercises passed, key metrics."""
+    header = ["chapter", "result", "time (s)", "x ref / budget", "slowest cells", "exercises",
+              "key metrics"]  # fmt: skip
     rows = [
         [
             r.chapter,
             "pass" if r.passed else "FAIL",
             f"{r.seconds:.1f}",
+            _multiple_text(r),
+            _slowest_text(r),
             _exercise_summary(r.exercises),
-            _metric_text(r.metrics, limit=10_000 if markdown else 90),
+            _metric_text(r.metrics, limit=10_000 if markdown else 60),
         ]
         for r in results
     ]
     total = sum(r.seconds for r in results)
-    rows.append(["total", f"{sum(r.passed for r in results)}/{len(results)} pass", f"{total:.1f}", "", ""])
+    rows.append(["total", f"{sum(r.passed for r in results)}/{len(results)} pass", f"{total:.1f}",
+                 "", "", "", ""])  # fmt: skip
     if markdown:
         lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
         lines += ["| " + " | ".join(row) + " |" for row in rows]

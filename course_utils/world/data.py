@@ -153,7 +153,7 @@ def _build(kind: str, seed: int, sizes: dict, world: World, progress: bool):
         from tqdm.auto import tqdm
 
         bar = tqdm(total=sum(sizes.values()), desc=f"generating {kind} data", unit="ex",
-                   mininterval=0.5)  # at most 2 refreshes a second: widgets flood nbval
+                   mininterval=0.5)  # at most 2 refreshes a second: widgets flood the notebook client
     for split, n in sizes.items():
         examples = []
         for ex in generate_examples(kind, split, n, seed, world, avoid=None if split == "train" else seen):

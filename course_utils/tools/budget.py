@@ -1,0 +1,65 @@
+"""Time budgets that travel between machines: a chapter's seconds as a multiple of a fixed
+reference workload measured in the same run.
+
+A chapter that takes 60 s here takes about 120 s on a machine twice as slow, and so does
+the reference workload; their ratio stays put. ``python3 -m course_utils run`` measures the
+reference before and after the chapters, reports each chapter's multiple beside its seconds,
+and the test suite fails a chapter whose multiple goes over its budget
+(``tests/test_chapters_run.py``).
+
+The reference is what the chapters spend their time on: :data:`REFERENCE_STEPS` Adam steps
+of a small transformer encoder (2 layers, width 64, 4 heads) on a batch of 64 sequences of
+32 tokens, at the machine's default number of threads, timed after a warm-up.
+"""
+
+from __future__ import annotations
+
+import time
+
+#: Adam steps of the reference workload.
+REFERENCE_STEPS = 200
+#: What the reference took on the machine the budgets were set on (2 cores, idle).
+REFERENCE_SECONDS = 2.0
+#: The budgets, in reference multiples: 90 s there for a chapter, 120 s for chapter 08,
+#: which keeps a chapter within 3 minutes (08: 4) on a machine twice as slow.
+DEFAULT_BUDGET = 90 / REFERENCE_SECONDS
+BUDGETS = {"08": 120 / REFERENCE_SECONDS}
+
+
+def budget(chapter: str) -> float:
+    """The budget of a chapter (``"08"`` or ``"08_instruction_tuning"``), in reference multiples."""
+    return BUDGETS.get(chapter[:2], DEFAULT_BUDGET)
+
+
+def reference_seconds(steps: int = REFERENCE_STEPS) -> float:
+    """Seconds this machine takes for the reference workload, now (after 10 warm-up steps)."""
+    import torch
+    from torch import nn
+
+    gen = torch.Generator().manual_seed(0)
+    layer = nn.TransformerEncoderLayer(64, 4, dim_feedforward=128, dropout=0.0, batch_first=True)
+    model = nn.Sequential(nn.Embedding(100, 64), nn.TransformerEncoder(layer, 2, enable_nested_tensor=False))
+    head = nn.Linear(64, 10)
+    opt = torch.optim.Adam([*model.parameters(), *head.parameters()], lr=1e-3)
+    ids = torch.randint(0, 100, (64, 32), generator=gen)  # (B, N)
+    labels = torch.randint(0, 10, (64,), generator=gen)  # (B,)
+
+    def step():
+        loss = nn.functional.cross_entropy(head(model(ids).mean(1)), labels)  # (B, D) -> (B, C)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+
+    for _ in range(10):
+        step()
+    start = time.perf_counter()
+    for _ in range(steps):
+        step()
+    return time.perf_counter() - start
+
+
+def multiple(seconds: float, reference: float) -> float:
+    """A duration as a multiple of the reference workload's seconds."""
+    if reference <= 0:
+        raise ValueError(f"the reference workload's time must be positive, got {reference}")
+    return seconds / reference
