@@ -46,6 +46,7 @@ class FlanRecipe:
     seed: int = 0  # the model's and the batches' seed
     templates: tuple[int, ...] = (1, 2, 4, 8)  # training cores per question group (8: all)
     kinds: tuple[str, ...] = ("slot_read", "slot_read_minilm")  # from scratch, frozen MiniLM
+    threads: int = 2  # torch threads while a point trains: the last bits of every sum depend on it
 
 
 RECIPE = FlanRecipe()
@@ -76,12 +77,24 @@ def train_point(kind: str, num_templates: int, recipe: FlanRecipe = RECIPE, prog
     """Train one point of the curve; returns ``{"kind", "num_templates", "seconds", <split>: accuracy}``.
 
     Used in chapter 06, "10. How much diversity buys: the FLAN curve"."""
+    import torch
+
+    _check(kind, num_templates, recipe)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(recipe.threads)
+    try:
+        return _train_point(kind, num_templates, recipe, progress)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _train_point(kind: str, num_templates: int, recipe: FlanRecipe, progress: bool) -> dict:
+    """:func:`train_point` at the recipe's number of threads."""
     from course_utils import fusion
     from course_utils.runtime import seed_everything
     from course_utils.training import fit, predict
     from course_utils.world import encoding
 
-    _check(kind, num_templates, recipe)
     start = time.perf_counter()
     tensors = point_data(num_templates, kind, recipe)
     seed_everything(recipe.seed)

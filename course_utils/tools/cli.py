@@ -199,7 +199,7 @@ def _cmd_bench_data(args) -> int:
 
 
 def _cmd_reproduce(args) -> int:
-    import torch
+    from dataclasses import replace
 
     from course_utils import flan
     from course_utils.shipped import list_pretrained, reproduce
@@ -213,9 +213,8 @@ def _cmd_reproduce(args) -> int:
             raise ValueError(f"unknown pretrained model {name!r}; known: {', '.join(known)}")
     for name in names:
         if name == flan.NAME:
-            if args.threads is not None:
-                torch.set_num_threads(args.threads)
-            curve = flan.reproduce()
+            recipe = flan.RECIPE if args.threads is None else replace(flan.RECIPE, threads=args.threads)
+            curve = flan.reproduce(recipe=recipe)
             print(f"{name}: {len(curve['points'])} points in {curve['seconds']} s")
             continue
         card = reproduce(name, threads=args.threads)

@@ -48,13 +48,14 @@ def released_cells(nb) -> list:
 
 
 def _top_level_loads(tree: ast.AST) -> set[str]:
-    """Names a module loads when it runs: not inside a function, lambda or class body, and
-    not a bare argument of a checker call (``chNN.check_...(name)``)."""
+    """Names a module loads when it runs: not inside a function or lambda body (a class body
+    does run), and not a bare argument of a checker call (``chNN.check_...(name)``)."""
     loads, todo = set(), [tree]
     while todo:
         node = todo.pop()
-        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda, ast.ClassDef)):
-            todo += getattr(node, "decorator_list", [])  # decorators run; bodies do not
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)):
+            args = node.args  # decorators and default values run; the body does not
+            todo += [*getattr(node, "decorator_list", []), *args.defaults, *filter(None, args.kw_defaults)]
             continue
         if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Load):
             loads.add(node.id)

@@ -1,0 +1,40 @@
+"""Budgets as multiples of the reference workload, and how the run table shows them."""
+
+import pytest
+
+from course_utils.tools.budget import (
+    BUDGETS,
+    DEFAULT_BUDGET,
+    REFERENCE_SECONDS,
+    budget,
+    multiple,
+    reference_seconds,
+)
+from course_utils.tools.runner import ChapterResult, format_table
+
+
+def test_a_chapter_budget_is_90_seconds_on_the_reference_machine():
+    assert budget("03_vision_encoders") == budget("03") == DEFAULT_BUDGET
+    assert DEFAULT_BUDGET * REFERENCE_SECONDS == pytest.approx(90, abs=1)
+    assert budget("08_instruction_tuning") == BUDGETS["08"]
+
+
+def test_the_reference_workload_takes_seconds_and_scales_with_its_steps():
+    short, long_ = reference_seconds(steps=30), reference_seconds(steps=90)
+    assert 0 < short < long_ < 60
+
+
+def test_multiple_refuses_a_reference_that_is_not_positive():
+    assert multiple(30, 1.5) == 20
+    with pytest.raises(ValueError, match="reference"):
+        multiple(30, 0)
+
+
+def test_the_table_shows_multiples_slowest_cells_and_chapters_over_budget():
+    within = ChapterResult("03_vision", True, 60.0, slowest_cells=[[29, "STEPS = 300", 43.2]], multiple=38.7)
+    over = ChapterResult("05_fusion", True, 120.0, multiple=DEFAULT_BUDGET + 1)
+    unmeasured = ChapterResult("06_data", True, 10.0)
+    table = format_table([within, over, unmeasured])
+    assert "38.7 / 58" in table and "c29 43s" in table
+    assert f"{DEFAULT_BUDGET + 1:.1f} / 58 OVER" in table
+    assert table.splitlines()[4].split()[3] == "-"  # the unmeasured chapter
