@@ -25,8 +25,8 @@ REFERENCE_SECONDS = 1.55
 #: chapter 08 (77), which keeps a chapter within 3 minutes (08: 4) on a machine twice as slow.
 DEFAULT_BUDGET = 58.0
 #: Chapter 08 is not there yet (issue 17): about 240 references (370 s) today. Its limit
-#: here (a margin above today's) stops it from growing; its target is 77.
-BUDGETS = {"08": 280.0}
+#: here (a third above today's, for the machine's swings) stops it from growing; its target is 77.
+BUDGETS = {"08": 320.0}
 
 
 def budget(chapter: str) -> float:
