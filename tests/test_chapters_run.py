@@ -65,6 +65,8 @@ def test_the_rehearsal_puts_the_release_before_each_solution():
     assert released[0].source == student_source(rehearsal.cells[first + 2].source)
     assert released[1].source == rehearsal.cells[first + 3].source  # the same check, twice
     assert "nbgrader" not in released[0].metadata  # grade ids stay unique
+    ids = [c["id"] for c in rehearsal.cells]
+    assert len(ids) == len(set(ids))  # and so do cell ids
 
 
 def test_the_stub_check_can_fail():

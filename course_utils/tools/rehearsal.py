@@ -36,6 +36,8 @@ def with_released_exercises(nb):
         released = [copy.deepcopy(nb.cells[answer]), copy.deepcopy(nb.cells[check])]
         released[0].source = student_source(released[0].source)
         for cell in released:
+            if "id" in cell:  # cell ids are unique within a notebook
+                cell["id"] = f"{cell['id']}-released"[-64:]
             cell.metadata.pop("nbgrader", None)
             cell.metadata.setdefault("course", {})[RELEASED_KEY] = True
         nb.cells[answer:answer] = released
