@@ -213,7 +213,7 @@ def _metric_text(metrics: dict, limit: int = 90) -> str:
 
 
 def _multiple_text(r: ChapterResult) -> str:
-    """``31.2 / 45`` (the chapter's reference multiple and its budget), ``-`` if not measured."""
+    """``31.2 / 58`` (the chapter's reference multiple and its budget), ``-`` if not measured."""
     from course_utils.tools.budget import budget
 
     if r.multiple is None:
