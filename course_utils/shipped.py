@@ -8,7 +8,9 @@
   pretrained all-MiniLM-L6-v2 (a :class:`VQAModel`; generalises to unseen phrasings);
 * ``clip-stage1`` — chapter 07's CLIP-style dual encoder and LLaVA stage-1 projector (a
   :class:`PretrainedEncoders`; ``pretraining.load_pretrained_encoders(model, path=enc.path)``
-  puts its encoders into a fusion model).
+  puts its encoders into a fusion model);
+* ``describe-caption`` — chapter 10's captioner (a ``captioning.pretrained.Describer``:
+  ``describe(images, instructions) -> list[str]``).
 
 Each is a
 safetensors file (loaded with ``safetensors``, never unpickled) with a JSON card beside it
@@ -41,7 +43,8 @@ class Recipe:
     ``kind`` is a fusion kind (``fusion.build_model``) or ``"contrastive"`` (a
     ``pretraining.ContrastiveModel``, trained by ``pretraining.pretrain_encoders`` for
     ``steps`` CLIP steps and ``stage1_steps`` projector steps, evaluated by retrieval over
-    ``n_eval`` held-out captions).
+    ``n_eval`` held-out captions), or ``"captioner"`` (chapter 10's ``captioning.Captioner``:
+    ``stage1_steps`` steps on detailed descriptions, then ``steps`` on all three forms).
 
     Used in chapter 09, "1. The shipped model and its evaluation splits".
     """
@@ -60,6 +63,7 @@ class Recipe:
 
 
 CONTRASTIVE = "contrastive"
+CAPTIONER = "captioner"
 
 RECIPES = {
     "vqa-slot-read": Recipe(
@@ -81,6 +85,14 @@ RECIPES = {
         "(pretraining.ContrastiveModel) trained on the world's captions, then LLaVA stage 1 "
         "(a projector between the frozen encoders). Chapter 08 starts from it.",
         n_train=20_000, n_eval=1_000, steps=1_500, batch_size=128, lr=3e-3, stage1_steps=500,
+    ),
+    "describe-caption": Recipe(
+        kind=CAPTIONER,
+        description="Chapter 10's captioner: clip-stage1's image encoder, a projector and a "
+        "small GPT-2 decoder (captioning.Captioner) trained with teacher forcing to describe "
+        "a scene briefly, in detail or as a one-line summary, as the instruction asks.",
+        n_train=30_000, n_eval=1_000, steps=4_000, batch_size=64, lr=3e-3, stage1_steps=1_000,
+        model_config={"width": 64, "layers": 2},
     ),
 }
 
@@ -142,25 +154,13 @@ class VQAModel:
 
     def encode(self, images, instructions) -> dict:
         """The model's input tensors for a list of images and a list of instructions."""
-        import numpy as np
-
-        images, instructions = list(images), list(instructions)
-        if len(images) != len(instructions):
-            raise ValueError(f"got {len(images)} images but {len(instructions)} instructions; "
-                             "expected one instruction per image")
+        instructions = list(instructions)
+        pixel_values = encoding.pixel_values_of(images, self.model.cfg.image_size, instructions)
         if not all(isinstance(t, str) and t.strip() for t in instructions):
             raise ValueError("instructions must be non-empty strings")
-        size = self.model.cfg.image_size
-        arrays = []
-        for i, img in enumerate(images):
-            arr = np.asarray(img.convert("RGB") if hasattr(img, "convert") else img)
-            if arr.shape != (size, size, 3) or arr.dtype != np.uint8:
-                raise ValueError(f"image {i} is {arr.shape} {arr.dtype}; expected a {size}x{size} "
-                                 "RGB image of the course's world (uint8 (H, W, 3) or PIL)")
-            arrays.append(arr)
-        enc = self.tokenizer(list(instructions), padding="longest", return_tensors="pt")
+        enc = self.tokenizer(instructions, padding="longest", return_tensors="pt")
         return {
-            "pixel_values": encoding.normalize_images(np.stack(arrays)),
+            "pixel_values": pixel_values,
             "input_ids": enc["input_ids"],
             "attention_mask": enc["attention_mask"],
         }
@@ -220,7 +220,8 @@ def tokenizer_for(kind: str):
 
 def load_pretrained(name: str, device=None, folder: Path | None = None):
     """Load a shipped model by name (see :func:`list_pretrained`): a :class:`VQAModel` for
-    the ``vqa-*`` models, :class:`PretrainedEncoders` for ``clip-stage1``.
+    the ``vqa-*`` models, :class:`PretrainedEncoders` for ``clip-stage1``, a ``Describer``
+    for ``describe-caption``.
 
     Used in chapter 09, "1. The shipped model and its evaluation splits"."""
     from course_utils import fusion
@@ -229,6 +230,10 @@ def load_pretrained(name: str, device=None, folder: Path | None = None):
     recipe = _check_name(name)
     weights, _ = paths(name, folder)
     card = model_card(name, folder)
+    if recipe.kind == CAPTIONER:
+        from course_utils.captioning.pretrained import load_captioner
+
+        return load_captioner(weights, card, device)
     if recipe.kind == CONTRASTIVE:
         from course_utils.pretraining import load_pretrained_encoders
 
@@ -247,6 +252,12 @@ def evaluation_data(recipe: Recipe, splits=EVAL_SPLITS) -> dict:
     for a VQA recipe the hand-written questions (``"handwritten"``).
 
     Used in chapter 09, "1. The shipped model and its evaluation splits"."""
+    if recipe.kind == CAPTIONER:  # datasets: the captioner decodes, the grammar reads back
+        from course_utils.captioning.pretrained import CAPTION_SPLITS
+
+        ds = data.load_description_dataset(seed=recipe.data_seed, n_train=recipe.n_train,
+                                           n_eval=recipe.n_eval, splits=("train", *CAPTION_SPLITS))
+        return {s: ds[s] for s in CAPTION_SPLITS}
     if recipe.kind == CONTRASTIVE:
         ds = data.load_caption_dataset(seed=recipe.data_seed, n_train=recipe.n_train,
                                        n_eval=recipe.n_eval, splits=["train", "validation"])
@@ -318,7 +329,11 @@ def reproduce(name: str, folder: Path | None = None, progress: bool = True,
         torch.set_num_threads(threads)
     seed_everything(recipe.seed)
     weights, card_path = paths(name, folder)
-    if recipe.kind == CONTRASTIVE:
+    if recipe.kind == CAPTIONER:
+        from course_utils.captioning.pretrained import reproduce_captioner
+
+        card = reproduce_captioner(recipe, weights, progress)
+    elif recipe.kind == CONTRASTIVE:
         card = _reproduce_encoders(name, recipe, weights, progress)
     else:
         card = _reproduce_vqa(name, recipe, weights, progress)

@@ -27,7 +27,7 @@ from course_utils.runtime import REPO_ROOT
 from course_utils.tools.notebooks import CHAPTER_REFERENCE, reference_problems
 
 NOTEBOOKS = REPO_ROOT / "notebooks"
-CHAPTERS = [f"{n:02d}" for n in range(1, 10)]
+CHAPTERS = [f"{n:02d}" for n in range(1, 11)]
 #: A solution line shorter than this (``x = 0``, ``model.train()``...) says nothing by itself.
 MIN_LINE = 12
 
@@ -500,11 +500,31 @@ def _hidden_results() -> dict:
                                        for key in ("macro_f1", "micro_f1")}
     out["course_utils.checks.ch09.check_bootstrap"] = {v for c, level in ch09._bootstrap_cases().values()
                               for v in metrics.bootstrap_ci(c, n_boot=20_000, level=level, seed=1)[1:]}
+    from course_utils.captioning import grounding, ngram
+    from course_utils.checks import ch10
+
+    out["course_utils.checks.ch10.check_brevity_penalty"] = {ngram.brevity_penalty(c, r)
+                                                             for c, r in ch10._BP_CASES.values()}
+    out["course_utils.checks.ch10.check_chair"] = {v for stated, true in ch10._chair_cases().values()
+                                                   for v in grounding.chair(stated, true).values()}
+    out["course_utils.checks.ch10.check_beam_step"] = {
+        v for case in ch10._beam_cases().values() for v in ch10._reference_beam_step(*case)[0].tolist()}
     return out
 
 
+def _chair_as_sets(stated, true):  # sets, not multisets: a duplicated object is not counted
+    wrong = [len(set(s) - set(t)) for s, t in zip(stated, true)]
+    total = sum(len(s) for s in stated)
+    return {"chair_i": sum(wrong) / total if total else 0.0, "chair_s": sum(w > 0 for w in wrong) / len(stated)}
+
+
+def _beam_step_unscored(beam_scores, log_probs, k):  # forgets the beams' scores
+    scores, flat = log_probs.flatten().topk(k)
+    return scores, flat // log_probs.shape[1], flat % log_probs.shape[1]
+
+
 def _code_cases():
-    from course_utils.checks import ch02, ch03, ch04, ch05, ch06, ch07, ch08, ch09
+    from course_utils.checks import ch02, ch03, ch04, ch05, ch06, ch07, ch08, ch09, ch10
 
     return [
         (ch02.check_softmax, (_softmax_cooler,)), (ch02.check_softmax, (_softmax_naive,)),
@@ -540,6 +560,10 @@ def _code_cases():
         (ch09.check_prf_from_confusion, (lambda cm: _prf(cm, swap=True),)),
         (ch09.check_bootstrap, (_bootstrap(shift=0.05),)),
         (ch09.check_bootstrap, (_bootstrap(level_offset=0.1),)),
+        (ch10.check_brevity_penalty, (lambda c, r: 1.0 if c > r else math.exp(1 - c / r) if c else 0.0,)),
+        (ch10.check_brevity_penalty, (lambda c, r: 1.0,)),
+        (ch10.check_chair, (_chair_as_sets,)),
+        (ch10.check_beam_step, (_beam_step_unscored,)),
     ]
 
 

@@ -9,6 +9,7 @@ import pytest
 import course_utils
 from course_utils import pretraining, shipped
 from course_utils.shipped import (
+    CAPTIONER,
     CONTRASTIVE,
     RECIPES,
     evaluate_encoders,
@@ -21,7 +22,8 @@ from course_utils.world import data, encoding
 NAME = "vqa-slot-read"
 MINILM = "vqa-slot-read-minilm"
 CLIP = "clip-stage1"
-VQA_NAMES = [n for n in sorted(RECIPES) if RECIPES[n].kind != CONTRASTIVE]
+CAPTION = "describe-caption"
+VQA_NAMES = [n for n in sorted(RECIPES) if RECIPES[n].kind not in (CONTRASTIVE, CAPTIONER)]
 
 
 @pytest.fixture(scope="module")
@@ -45,7 +47,7 @@ def eval_tensors(tmp_path_factory):
 
 
 def test_list_and_unknown_names():
-    assert course_utils.list_pretrained() == sorted([NAME, MINILM, CLIP])
+    assert course_utils.list_pretrained() == sorted([NAME, MINILM, CLIP, CAPTION])
     with pytest.raises(ValueError, match=f"unknown pretrained model 'nope'; known: .*{NAME}"):
         course_utils.load_pretrained("nope")
 
@@ -166,7 +168,72 @@ def test_cards_record_the_current_recipes(name):
 
     card, recipe = model_card(name), RECIPES[name]
     assert card["recipe"] == {k: v for k, v in dataclasses.asdict(recipe).items() if k != "description"}
-    if recipe.kind != CONTRASTIVE:
+    if recipe.kind == CAPTIONER:
+        from course_utils.captioning.model import CaptionerConfig
+
+        loaded = course_utils.load_pretrained(name).model
+        assert {k: card["model_config"][k] for k in recipe.model_config} == recipe.model_config
+        assert dataclasses.asdict(loaded.config) == card["model_config"]
+        assert isinstance(loaded.config, CaptionerConfig)
+        assert card["parameters"] == sum(p.numel() for p in loaded.parameters())
+    elif recipe.kind != CONTRASTIVE:
         sizes = encoding.model_sizes(shipped.tokenizer_for(recipe.kind))  # as `reproduce` sizes it
         assert fusion.build_model(recipe.kind, **sizes, **recipe.model_config).config == card["model_config"]
         assert card["parameters"] == sum(p.numel() for p in course_utils.load_pretrained(name).model.parameters())
+
+
+# ---- the captioner (chapter 10) ---------------------------------------------------------
+
+
+def test_shipped_captioner_reproduces_its_recorded_metrics(eval_tensors):
+    from course_utils.captioning.pretrained import evaluate_captioner
+
+    describer = course_utils.load_pretrained(CAPTION)
+    recorded = model_card(CAPTION)["metrics"]
+    measured = evaluate_captioner(describer.model, eval_tensors[CAPTION])
+    assert set(measured) == set(recorded)
+    for split, values in recorded.items():
+        for key, value in values.items():
+            assert measured[split][key] == pytest.approx(value, abs=0.005), (split, key)
+
+
+def test_describe_takes_pil_images_and_plain_text():
+    from PIL import Image
+
+    from course_utils.world import descriptions, scenes
+
+    describer = course_utils.load_pretrained(CAPTION)
+    ds = data.load_description_dataset(n_train=8, n_eval=6, splits=["train", "test"], cache=False)
+    texts = describer.describe(list(ds["test"]["image"]), list(ds["test"]["instruction"]), batch_size=4)
+    assert len(texts) == 6 and all(isinstance(t, str) and t for t in texts)
+    scene = {"width": 48, "height": 48, "grid": 3, "style": dict(scenes.DEFAULT_STYLE),
+             "objects": [{"shape": "circle", "color": "red", "size": "large", "x": 8.0, "y": 8.0},
+                         {"shape": "square", "color": "blue", "size": "small", "x": 24.0, "y": 24.0}]}
+    image = scenes.render(scene)
+    assert isinstance(image, Image.Image)
+    one = describer.describe(image, "Describe the image in detail.")
+    assert one == [descriptions.describe(scene, "describe_detailed")]
+
+
+@pytest.mark.parametrize("images, instructions, message", [
+    ([np.zeros((32, 32, 3), np.uint8)], ["Describe the image."], "image 0 is"),
+    ([np.zeros((48, 48, 3), np.uint8)] * 2, ["Describe the image."], "2 images but 1 instructions"),
+    ([np.zeros((48, 48, 3), np.uint8)], ["   "], "instruction 0 is empty"),
+])
+def test_describe_rejects_bad_input_clearly(images, instructions, message):
+    describer = course_utils.load_pretrained(CAPTION)
+    with pytest.raises(ValueError, match=message):
+        describer.describe(images, instructions)
+
+
+def test_reproduce_captioner_writes_weights_and_a_card_that_agree(tmp_path, monkeypatch):
+    from course_utils.captioning.pretrained import evaluate_captioner
+
+    monkeypatch.setenv("COURSE_CACHE_DIR", str(tmp_path / "cache"))
+    tiny = dataclasses.replace(RECIPES[CAPTION], n_train=64, n_eval=8, steps=3, stage1_steps=2,
+                               batch_size=16, model_config={"width": 16, "layers": 1, "heads": 2})
+    monkeypatch.setitem(RECIPES, "tiny-caption", tiny)
+    card = shipped.reproduce("tiny-caption", folder=tmp_path, progress=False)
+    describer = shipped.load_pretrained("tiny-caption", folder=tmp_path)
+    assert describer.model.config.width == 16
+    assert evaluate_captioner(describer.model, evaluation_data(tiny)) == card["metrics"]

@@ -26,7 +26,9 @@ REFERENCE_SECONDS = 1.55
 DEFAULT_BUDGET = 58.0
 #: Chapter 08 is not there yet (issue 17): about 240 references (370 s) today. Its limit
 #: here (a third above today's, for the machine's swings) stops it from growing; its target is 77.
-BUDGETS = {"08": 320.0}
+#: Chapter 10 is not there either: about 65 references (110 s), most of it its own training
+#: run (700 steps; after 600 the decoder had not yet started reading the image); limit 85.
+BUDGETS = {"08": 320.0, "10": 85.0}
 
 
 def budget(chapter: str) -> float:

@@ -9,6 +9,7 @@ question's program as JSON; models never see it, evaluation may)::
     load_caption_dataset()       task = "caption_short" / "caption_detailed"
     load_retrieval_dataset()     instruction = "Find the image with a small red circle ..."
     load_edit_dataset()          adds target_image / target_scene; task = the edit kind
+    load_description_dataset()   task = "describe_brief" / "describe_detailed" / "describe_summary"
 
 Splits: ``train``, ``validation``, ``test`` (one distribution); ``test_compositional``
 (every image has an object of a colour-shape pair that no training image contains, and
@@ -54,7 +55,7 @@ SPLITS: tuple[str, ...] = (
 )
 #: The question splits: the common ones, and one per held-out layer of the question grammar.
 VQA_SPLITS: tuple[str, ...] = (*SPLITS, "test_frames", "test_synonyms")
-KINDS: tuple[str, ...] = ("vqa", "caption", "retrieval", "edit")
+KINDS: tuple[str, ...] = ("vqa", "caption", "retrieval", "edit", "describe")
 
 
 # ---- argument checking --------------------------------------------------------------
@@ -333,6 +334,18 @@ load_caption_dataset.__doc__ = (
     is the caption, ``task`` is ``caption_short`` or ``caption_detailed``.
 
     Used in chapter 07, "1. One space for images and captions".
+    """
+    + _ARGS_DOC
+)
+load_description_dataset = _loader("describe")
+load_description_dataset.__name__ = "load_description_dataset"
+load_description_dataset.__doc__ = (
+    """Descriptions as the instruction asks: ``task`` is one of
+    ``descriptions.DESCRIBE_FORMS`` (a brief caption, a detailed description with every
+    object's place, or a one-line summary of the shapes), ``answer`` its reference text
+    (``descriptions.describe``). ``test_paraphrase`` uses the held-out phrasings.
+
+    Used in chapter 10, "1. Instructions that change the output".
     """
     + _ARGS_DOC
 )

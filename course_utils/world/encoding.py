@@ -155,3 +155,25 @@ def model_sizes(tokenizer=None) -> dict:
     tokenizer = tokenizer or load_tokenizer()
     return {"vocab_size": len(tokenizer), "pad_token_id": tokenizer.pad_token_id,
             "num_answers": len(answer_vocab())}
+
+
+def pixel_values_of(images, size: int, instructions=None):
+    """PIL images (or ``(H, W, 3)`` uint8 arrays) of the world -> normalised ``(N, 3, H, W)``;
+    an image of another size or type, or (given ``instructions``) not one instruction per
+    image, is a ``ValueError`` that names it.
+
+    Used in chapter 09, "1. The shipped model and its evaluation splits"."""
+    import numpy as np
+
+    images = list(images)
+    if instructions is not None and len(images) != len(instructions):
+        raise ValueError(f"got {len(images)} images but {len(instructions)} instructions; "
+                         "expected one instruction per image")
+    arrays = []
+    for i, img in enumerate(images):
+        arr = np.asarray(img.convert("RGB") if hasattr(img, "convert") else img)
+        if arr.shape != (size, size, 3) or arr.dtype != np.uint8:
+            raise ValueError(f"image {i} is {arr.shape} {arr.dtype}; expected a {size}x{size} "
+                             "RGB image of the course's world (uint8 (H, W, 3) or PIL)")
+        arrays.append(arr)
+    return normalize_images(np.stack(arrays))

@@ -11,7 +11,13 @@ import json
 import random
 
 from course_utils.world import scenes
-from course_utils.world.descriptions import caption, generate_edit, referring_expression
+from course_utils.world.descriptions import (
+    DESCRIBE_FORMS,
+    caption,
+    describe,
+    generate_edit,
+    referring_expression,
+)
 from course_utils.world.phrasings import fill_template
 from course_utils.world.programs import World
 from course_utils.world.questions import generate_question, random_scene
@@ -103,6 +109,11 @@ def _one(kind: str, rng: random.Random, family: str, world: World, mode: dict, p
         program = {"op": "caption", "detailed": detailed}
         return {"scene": scene, "program": program, "instruction": text,
                 "answer": caption(scene, detailed), "task": task}  # fmt: skip
+    if kind == "describe":  # chapter 10: one of three forms, as the instruction asks
+        form = rng.choice(DESCRIBE_FORMS)
+        text = fill_template(rng, form, heldout)
+        return {"scene": scene, "program": {"op": "describe", "form": form}, "instruction": text,
+                "answer": describe(scene, form), "task": form}  # fmt: skip
     program, ref = referring_expression(rng, scene, world)
     text = fill_template(rng, "retrieval", heldout, ref=ref)
     return {"scene": scene, "program": program, "instruction": text, "answer": ref, "task": "retrieval"}

@@ -107,6 +107,34 @@ TEMPLATES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     ),
 }
 
+#: Chapter 10's description instructions: three forms, each with training and held-out
+#: phrasings. They came after the shipped models, so they are kept out of :data:`TEMPLATES`
+#: (the tokenizer's corpus): the few new words ("kind", "summary") are spelled in
+#: characters, as any unseen word is, and every shipped model keeps its token ids.
+DESCRIBE_TEMPLATES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
+    "describe_brief": (
+        ("Describe the image briefly.", "Give a short caption for this image.",
+         "Write a one-sentence description of the picture.", "Briefly, what is in the image?",
+         "Caption the picture briefly.", "Name the objects in this image, briefly."),
+        ("Briefly describe the picture.", "Write a short caption of the scene."),
+    ),
+    "describe_detailed": (
+        ("Describe the image in detail.", "Give a detailed description of the scene.",
+         "Describe every object in the picture and where it is.",
+         "Tell me everything you see in the image.",
+         "Describe the picture in full detail, with positions.",
+         "Where is each object in the image? Describe them all."),
+        ("List each object in the image together with its position.",
+         "Give a detailed account of every object and where it is."),
+    ),
+    "describe_summary": (
+        ("What kind of scene is this?", "Summarize the scene in one line.",
+         "Give a one-line summary of the picture.", "What sort of picture is this?",
+         "Sum up the image: how many objects of each shape?", "Summarize the image."),
+        ("What kind of picture is this?", "Summarize this picture in one line."),
+    ),
+}  # fmt: skip
+
 #: Words for relations: the first is canonical; a phrasing picks one at random.
 RELATION_WORDS: dict[str, tuple[str, ...]] = {
     "left": ("left of", "to the left of"),
@@ -126,7 +154,7 @@ def phrasings(kind: str, heldout: bool = False) -> tuple[str, ...]:
     """The phrasings of a kind: those used in training, or the held-out ones.
 
     Used in chapter 06, "4. Splits that make evaluation honest"."""
-    train, held = TEMPLATES[kind]
+    train, held = TEMPLATES[kind] if kind in TEMPLATES else DESCRIBE_TEMPLATES[kind]
     return held if heldout else train
 
 
