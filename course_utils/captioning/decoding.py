@@ -71,7 +71,8 @@ def greedy(model, embeds: Tensor, mask: Tensor, max_new_tokens: int = 80, use_ca
         if done.all():
             break
         new = model.embed_tokens(token[:, None])  # (B, 1, D)
-        embeds = torch.cat([embeds, new], dim=1)
+        if not use_cache:  # the whole sequence goes in again next step
+            embeds = torch.cat([embeds, new], dim=1)
         mask = torch.cat([mask, mask.new_ones(mask.shape[0], 1)], dim=1)
     return torch.stack(out, dim=1)  # (B, T)
 

@@ -63,7 +63,6 @@ class Describer:
             return out
         for start in range(0, len(instructions), batch_size):
             batch = self.encode(images[start : start + batch_size], instructions[start : start + batch_size])
-            batch["answer_ids"] = torch.zeros(len(batch["pixel_values"]), 1, dtype=torch.long)
             out += train.describe_tensors(self.model, batch, batch_size, method, device=self.device, **kwargs)
         return out
 

@@ -20,10 +20,11 @@ from course_utils.training import warmup_cosine
 def _trim(batch: dict) -> dict:
     """Drop the padding columns no example of the batch needs."""
     ins = int(batch["instruction_mask"].sum(1).max())
-    ans = int((batch["answer_ids"] != 0).sum(1).max())
-    return {**batch, "instruction_ids": batch["instruction_ids"][:, :ins],
-            "instruction_mask": batch["instruction_mask"][:, :ins],
-            "answer_ids": batch["answer_ids"][:, :ans]}  # fmt: skip
+    out = {**batch, "instruction_ids": batch["instruction_ids"][:, :ins],
+           "instruction_mask": batch["instruction_mask"][:, :ins]}  # fmt: skip
+    if "answer_ids" in batch:
+        out["answer_ids"] = batch["answer_ids"][:, : int((batch["answer_ids"] != 0).sum(1).max())]
+    return out
 
 
 def warmup_stable_decay(step: int, total: int, warmup: int, decay: float) -> float:
@@ -93,7 +94,7 @@ def describe_tensors(model, data: dict, batch_size: int = 256, method: str = "gr
     for start in range(0, len(data["pixel_values"]), batch_size):
         sl = slice(start, start + batch_size)
         b = _trim({k: data[k][sl].to(device) for k in ("pixel_values", "instruction_ids",
-                                                       "instruction_mask", "answer_ids")})  # fmt: skip
+                                                       "instruction_mask")})  # fmt: skip
         embeds, mask = model.prefix(b["pixel_values"], b["instruction_ids"], b["instruction_mask"])
         if method == "beam":
             ids = decoding.beam_search(model, embeds, mask, num_beams, max_new_tokens, **kwargs)
