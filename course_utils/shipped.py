@@ -10,7 +10,9 @@
   :class:`PretrainedEncoders`; ``pretraining.load_pretrained_encoders(model, path=enc.path)``
   puts its encoders into a fusion model);
 * ``describe-caption`` — chapter 10's captioner (a ``captioning.pretrained.Describer``:
-  ``describe(images, instructions) -> list[str]``).
+  ``describe(images, instructions) -> list[str]``);
+* ``retrieval-negclip`` — chapter 11's retriever (a ``retrieval.pretrained.Retriever``:
+  ``embed_images(images)``, ``embed_texts(texts)``, ``compose(images, instructions)``).
 
 Each is a
 safetensors file (loaded with ``safetensors``, never unpickled) with a JSON card beside it
@@ -44,7 +46,9 @@ class Recipe:
     ``pretraining.ContrastiveModel``, trained by ``pretraining.pretrain_encoders`` for
     ``steps`` CLIP steps and ``stage1_steps`` projector steps, evaluated by retrieval over
     ``n_eval`` held-out captions), or ``"captioner"`` (chapter 10's ``captioning.Captioner``:
-    ``stage1_steps`` steps on detailed descriptions, then ``steps`` on all three forms).
+    ``stage1_steps`` steps on detailed descriptions, then ``steps`` on all three forms), or
+    ``"retriever"`` (chapter 11's ``retrieval.RetrievalEncoder``, started from ``clip-stage1``:
+    ``steps`` NegCLIP steps, then ``stage1_steps`` steps of its composed-retrieval combiner).
 
     Used in chapter 09, "1. The shipped model and its evaluation splits".
     """
@@ -64,6 +68,7 @@ class Recipe:
 
 CONTRASTIVE = "contrastive"
 CAPTIONER = "captioner"
+RETRIEVER = "retriever"
 
 RECIPES = {
     "vqa-slot-read": Recipe(
@@ -93,6 +98,15 @@ RECIPES = {
         "a scene briefly, in detail or as a one-line summary, as the instruction asks.",
         n_train=30_000, n_eval=1_000, steps=4_000, batch_size=64, lr=3e-3, stage1_steps=1_000,
         model_config={"width": 64, "layers": 2},
+    ),
+    "retrieval-negclip": Recipe(
+        kind=RETRIEVER,
+        description="Chapter 11's retriever: clip-stage1's encoders with pooling that keeps "
+        "places and roles (retrieval.RetrievalEncoder), fine-tuned with NegCLIP's hard "
+        "negatives (swapped attributes, reversed relations), and a TIRG combiner with its own "
+        "instruction encoder trained on the world's edits for composed retrieval.",
+        n_train=20_000, n_eval=1_000, steps=4_000, batch_size=128, lr=2e-3, stage1_steps=1_000,
+        model_config={"num_queries": 4, "text_layers": 2},
     ),
 }
 
@@ -221,7 +235,7 @@ def tokenizer_for(kind: str):
 def load_pretrained(name: str, device=None, folder: Path | None = None):
     """Load a shipped model by name (see :func:`list_pretrained`): a :class:`VQAModel` for
     the ``vqa-*`` models, :class:`PretrainedEncoders` for ``clip-stage1``, a ``Describer``
-    for ``describe-caption``.
+    for ``describe-caption``, a ``Retriever`` for ``retrieval-negclip``.
 
     Used in chapter 09, "1. The shipped model and its evaluation splits"."""
     from course_utils import fusion
@@ -234,6 +248,10 @@ def load_pretrained(name: str, device=None, folder: Path | None = None):
         from course_utils.captioning.pretrained import load_captioner
 
         return load_captioner(weights, card, device)
+    if recipe.kind == RETRIEVER:
+        from course_utils.retrieval.pretrained import load_retriever
+
+        return load_retriever(weights, card, device)
     if recipe.kind == CONTRASTIVE:
         from course_utils.pretraining import load_pretrained_encoders
 
@@ -252,6 +270,10 @@ def evaluation_data(recipe: Recipe, splits=EVAL_SPLITS) -> dict:
     for a VQA recipe the hand-written questions (``"handwritten"``).
 
     Used in chapter 09, "1. The shipped model and its evaluation splits"."""
+    if recipe.kind == RETRIEVER:  # (caption splits, referring expressions, edits)
+        from course_utils.retrieval.pretrained import evaluation_sets
+
+        return evaluation_sets(recipe)
     if recipe.kind == CAPTIONER:  # datasets: the captioner decodes, the grammar reads back
         from course_utils.captioning.pretrained import CAPTION_SPLITS
 
@@ -333,6 +355,10 @@ def reproduce(name: str, folder: Path | None = None, progress: bool = True,
         from course_utils.captioning.pretrained import reproduce_captioner
 
         card = reproduce_captioner(recipe, weights, progress)
+    elif recipe.kind == RETRIEVER:
+        from course_utils.retrieval.pretrained import reproduce_retriever
+
+        card = reproduce_retriever(recipe, weights, progress)
     elif recipe.kind == CONTRASTIVE:
         card = _reproduce_encoders(name, recipe, weights, progress)
     else:

@@ -27,7 +27,7 @@ from course_utils.runtime import REPO_ROOT
 from course_utils.tools.notebooks import CHAPTER_REFERENCE, reference_problems
 
 NOTEBOOKS = REPO_ROOT / "notebooks"
-CHAPTERS = [f"{n:02d}" for n in range(1, 11)]
+CHAPTERS = [f"{n:02d}" for n in range(1, 12)]
 #: A solution line shorter than this (``x = 0``, ``model.train()``...) says nothing by itself.
 MIN_LINE = 12
 
@@ -509,6 +509,15 @@ def _hidden_results() -> dict:
                                                    for v in grounding.chair(stated, true).values()}
     out["course_utils.checks.ch10.check_beam_step"] = {
         v for case in ch10._beam_cases().values() for v in ch10._reference_beam_step(*case)[0].tolist()}
+    from course_utils.checks import ch11
+    from course_utils.retrieval import negatives, ranking, search
+
+    out["course_utils.checks.ch11.check_recall_at_k"] = {
+        ranking.recall_at_k(s, r, ks=(k,), mode="hit")[f"R@{k}"] for s, r, k in ch11._recall_cases().values()}
+    out["course_utils.checks.ch11.check_negclip_loss"] = {negatives.negclip_loss(*case).item()
+                                                          for case in ch11._negclip_cases().values()}
+    out["course_utils.checks.ch11.check_recall_against_exact"] = {
+        search.recall_against_exact(a, e) for a, e in ch11._ann_cases().values()}
     return out
 
 
@@ -523,8 +532,29 @@ def _beam_step_unscored(beam_scores, log_probs, k):  # forgets the beams' scores
     return scores, flat // log_probs.shape[1], flat % log_probs.shape[1]
 
 
+def _recall_fraction(scores, relevance, k):  # the textbook recall, not the "hit" Recall@K
+    top = scores.topk(k, dim=1).indices
+    return (relevance.gather(1, top).sum(1) / relevance.sum(1)).mean().item()
+
+
+def _negclip_without_foils(image_emb, text_emb, foil_emb, temperature):  # plain CLIP
+    logits = image_emb @ text_emb.T / temperature
+    target = torch.arange(len(logits))
+    return (F.cross_entropy(logits, target) + F.cross_entropy(logits.T, target)) / 2
+
+
+def _negclip_scaled(image_emb, text_emb, foil_emb, temperature):  # right idea, 30 % too large
+    from course_utils.retrieval import negatives
+
+    return 1.3 * negatives.negclip_loss(image_emb, text_emb, foil_emb, temperature)
+
+
+def _recall_position_wise(approx_indices, exact_indices):  # order matters: it should not
+    return (approx_indices == exact_indices).float().mean().item()
+
+
 def _code_cases():
-    from course_utils.checks import ch02, ch03, ch04, ch05, ch06, ch07, ch08, ch09, ch10
+    from course_utils.checks import ch02, ch03, ch04, ch05, ch06, ch07, ch08, ch09, ch10, ch11
 
     return [
         (ch02.check_softmax, (_softmax_cooler,)), (ch02.check_softmax, (_softmax_naive,)),
@@ -564,6 +594,10 @@ def _code_cases():
         (ch10.check_brevity_penalty, (lambda c, r: 1.0,)),
         (ch10.check_chair, (_chair_as_sets,)),
         (ch10.check_beam_step, (_beam_step_unscored,)),
+        (ch11.check_recall_at_k, (_recall_fraction,)), (ch11.check_recall_at_k, (lambda s, r, k: 0.42,)),
+        (ch11.check_negclip_loss, (_negclip_without_foils,)), (ch11.check_negclip_loss, (_negclip_scaled,)),
+        (ch11.check_recall_against_exact, (_recall_position_wise,)),
+        (ch11.check_recall_against_exact, (lambda a, e: 0.3,)),
     ]
 
 

@@ -109,6 +109,29 @@ def test_bench_data_reports_the_generation_time(capsys):
     assert "total_s" in out and "examples_per_s" in out
 
 
+def test_bench_index_prints_the_table_and_writes_json(capsys, tmp_path):
+    path = tmp_path / "index.json"
+    assert main(["bench-index", "--sizes", "300", "500", "--dim", "16", "--queries", "20",
+                 "--threads", "1", "--json", str(path)]) == 0
+    captured = capsys.readouterr()
+    lines = captured.out.splitlines()
+    assert lines[0].split() == ["size", "kind", "build", "s", "QPS", "recall@10", "bytes/vector", "speed-up"]
+    table = [line.split() for line in lines[1:11]]
+    assert [(row[0], row[1]) for row in table] == [
+        (size, kind) for size in ("300", "500") for kind in ("exact", "flat", "ivf", "hnsw", "ivfpq")]
+    assert table[1][4] == "1.000" and table[0][-1] == "1.0x"  # flat is exact; exact is the baseline
+    rows = json.loads(path.read_text())
+    assert len(rows) == 10 and rows[2]["kind"] == "ivf" and rows[2]["threads"] == 1
+    assert "500 vectors: searching ivfpq" in captured.err  # the progress
+
+
+def test_bench_index_bad_input_is_a_one_line_error(capsys):
+    assert main(["bench-index", "--sizes", "5"]) == 2
+    err = capsys.readouterr().err
+    assert "bench-index: error: every size (at least k=10) must be an int >= 10, got 5" in err
+    assert len(err.strip().splitlines()) == 1
+
+
 def test_test_passes_options_through_to_pytest(tmp_path):
     proc = _cli("test", "--collect-only", "-q", "-k", "seed", "tests/test_runtime.py",
                 tmp_path=tmp_path)

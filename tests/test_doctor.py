@@ -17,7 +17,7 @@ def test_doctor_passes_here():
     lines = proc.stdout.strip().splitlines()
     assert all(line.startswith("[OK] ") for line in lines[:-1])
     for item in ("python", "torch", "transformers", "datasets", "device", "offline assets",
-                 "forward/backward"):
+                 "forward/backward", "faiss search"):
         assert any(line.startswith(f"[OK] {item}:") for line in lines), item
 
 
@@ -45,6 +45,28 @@ def test_a_check_that_crashes_is_a_failure_not_a_crash():
     out = io.StringIO()
     assert doctor.run(checks=[("cache folder", broken)], out=out) == 1
     assert "[FAIL] cache folder: OSError: disk on fire" in out.getvalue()
+
+
+def test_the_faiss_check_finds_each_vector_and_names_the_version():
+    import faiss
+
+    assert "faiss search" in [name for name, _ in doctor.all_checks()]
+    ok, detail = doctor.check_faiss()
+    assert ok and f"faiss {faiss.__version__}:" in detail and "own nearest neighbour" in detail
+
+
+def test_the_faiss_check_fails_on_a_broken_index(monkeypatch):
+    import faiss
+    import numpy as np
+
+    class Broken(faiss.IndexFlatIP):
+        def search(self, x, k):
+            scores, ids = super().search(x, k)
+            return scores, np.zeros_like(ids)  # every query answered with vector 0
+
+    monkeypatch.setattr(faiss, "IndexFlatIP", Broken)
+    ok, detail = doctor.check_faiss()
+    assert not ok and "missed 31 of 32 vectors" in detail and "pip install --force-reinstall" in detail
 
 
 def test_requirements_come_from_the_project():

@@ -12,6 +12,7 @@ from course_utils.shipped import (
     CAPTIONER,
     CONTRASTIVE,
     RECIPES,
+    RETRIEVER,
     evaluate_encoders,
     evaluate_model,
     evaluation_data,
@@ -23,7 +24,8 @@ NAME = "vqa-slot-read"
 MINILM = "vqa-slot-read-minilm"
 CLIP = "clip-stage1"
 CAPTION = "describe-caption"
-VQA_NAMES = [n for n in sorted(RECIPES) if RECIPES[n].kind not in (CONTRASTIVE, CAPTIONER)]
+RETRIEVE = "retrieval-negclip"
+VQA_NAMES = [n for n in sorted(RECIPES) if RECIPES[n].kind not in (CONTRASTIVE, CAPTIONER, RETRIEVER)]
 
 
 @pytest.fixture(scope="module")
@@ -47,7 +49,7 @@ def eval_tensors(tmp_path_factory):
 
 
 def test_list_and_unknown_names():
-    assert course_utils.list_pretrained() == sorted([NAME, MINILM, CLIP, CAPTION])
+    assert course_utils.list_pretrained() == sorted([NAME, MINILM, CLIP, CAPTION, RETRIEVE])
     with pytest.raises(ValueError, match=f"unknown pretrained model 'nope'; known: .*{NAME}"):
         course_utils.load_pretrained("nope")
 
@@ -237,3 +239,70 @@ def test_reproduce_captioner_writes_weights_and_a_card_that_agree(tmp_path, monk
     describer = shipped.load_pretrained("tiny-caption", folder=tmp_path)
     assert describer.model.config.width == 16
     assert evaluate_captioner(describer.model, evaluation_data(tiny)) == card["metrics"]
+
+
+# ---- the retriever (chapter 11) -----------------------------------------------------------
+
+
+def assert_same_metrics(measured: dict, recorded: dict, abs_tol: float = 0.005):
+    assert set(measured) == set(recorded)
+    for group, values in recorded.items():
+        assert set(measured[group]) == set(values), group
+        for key, value in values.items():
+            assert measured[group][key] == pytest.approx(value, abs=abs_tol), (group, key)
+
+
+def test_shipped_retriever_reproduces_its_recorded_metrics(eval_tensors):
+    from course_utils.retrieval.pretrained import evaluate_retriever
+
+    retriever = course_utils.load_pretrained(RETRIEVE)
+    recorded = model_card(RETRIEVE)["metrics"]
+    assert_same_metrics(evaluate_retriever(retriever, *eval_tensors[RETRIEVE]), recorded)
+    clip_r1 = model_card(CLIP)["metrics"]["text_to_image@1"]
+    assert recorded["test"]["R@1"] >= clip_r1 - 0.01  # hard negatives must not cost ordinary recall
+    assert recorded["foils"]["swap"] > 0.8 and recorded["foils"]["relation"] > 0.6
+
+
+def test_the_retriever_takes_pil_images_and_plain_text():
+    import torch
+
+    from course_utils.world import descriptions, scenes
+
+    retriever = course_utils.load_pretrained(RETRIEVE)
+    ds = data.load_caption_dataset(n_train=0, n_eval=40, splits=["test"], cache=False)["test"]
+    scenes_ = [__import__("json").loads(s) for s in ds["scene"]]
+    gallery = retriever.embed_images(list(ds["image"]))
+    assert gallery.shape == (40, 64)
+    torch.testing.assert_close(gallery.norm(dim=-1), torch.ones(40))
+    queries = retriever.embed_texts([descriptions.caption(s) for s in scenes_])
+    _, idx = retriever.search(queries, gallery, k=1)
+    assert (idx[:, 0] == torch.arange(40)).float().mean() >= 0.9
+    scene = {"width": 48, "height": 48, "grid": 3, "style": dict(scenes.DEFAULT_STYLE),
+             "objects": [{"shape": "circle", "color": "red", "size": "large", "x": 8.0, "y": 8.0}]}
+    blue = scenes.recolor(scene, 0, "blue")
+    query = retriever.compose([scenes.render(scene)], ["Make the circle blue."])
+    candidates = retriever.embed_images([scenes.render(scene), scenes.render(blue)])
+    assert (query @ candidates.T).argmax().item() == 1
+
+
+@pytest.mark.parametrize("call, message", [
+    (lambda r: r.embed_images([np.zeros((32, 32, 3), np.uint8)]), "image 0 is"),
+    (lambda r: r.embed_texts("a red circle"), "list of strings"),
+    (lambda r: r.embed_texts([""]), "item 0"),
+    (lambda r: r.compose([np.zeros((48, 48, 3), np.uint8)] * 2, ["Make it blue."]), "2 images but 1"),
+])
+def test_the_retriever_rejects_bad_input_clearly(call, message):
+    with pytest.raises(ValueError, match=message):
+        call(course_utils.load_pretrained(RETRIEVE))
+
+
+def test_reproduce_retriever_writes_weights_and_a_card_that_agree(tmp_path, monkeypatch):
+    from course_utils.retrieval.pretrained import evaluate_retriever
+
+    monkeypatch.setenv("COURSE_CACHE_DIR", str(tmp_path / "cache"))
+    tiny = dataclasses.replace(RECIPES[RETRIEVE], n_train=64, n_eval=12, steps=3, stage1_steps=2, batch_size=16)
+    monkeypatch.setitem(RECIPES, "tiny-retrieval", tiny)
+    card = shipped.reproduce("tiny-retrieval", folder=tmp_path, progress=False)
+    retriever = shipped.load_pretrained("tiny-retrieval", folder=tmp_path)
+    assert retriever.combiner is not None and card["model_config"]["combiner"]["kind"] == "tirg"
+    assert_same_metrics(evaluate_retriever(retriever, *evaluation_data(tiny)), card["metrics"], abs_tol=1e-6)

@@ -8,6 +8,8 @@ Commands:
   release               write the student version of every chapter (solutions removed)
   grade NOTEBOOK ...    execute submitted notebooks and tabulate their exercise checks
   bench-data [--n N]    time generating N examples with images (default 20,000)
+  bench-index [--sizes N ...] [--dim D] [--queries Q] [--threads T] [--json PATH]
+                        time exact search against FAISS's flat, IVF, HNSW and IVF-PQ indexes
   reproduce [NAME ...]  retrain the shipped models in data/ from their recipes, and the stored
                         FLAN curve (flan-curve) [--threads N]
   sync-setup            rewrite every chapter's setup cell and Colab badge from course_utils.tools.colab
@@ -64,6 +66,16 @@ def _parser() -> argparse.ArgumentParser:
     bench = sub.add_parser("bench-data", help="time the data world's generation")
     bench.add_argument("--n", type=int, default=20_000, help="number of examples")
     bench.add_argument("--seed", type=int, default=0)
+
+    index = sub.add_parser("bench-index", help="time exact search against FAISS's indexes")
+    index.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000], help="gallery sizes")
+    index.add_argument("--dim", type=int, default=64, help="embedding width")
+    index.add_argument("--queries", type=int, default=1000, help="queries per timed search")
+    index.add_argument("--k", type=int, default=10, help="neighbours per query")
+    index.add_argument("--kinds", nargs="+", default=["flat", "ivf", "hnsw", "ivfpq"],
+                       choices=["flat", "ivf", "hnsw", "pq", "ivfpq"], help="FAISS indexes to time")
+    index.add_argument("--threads", type=int, default=None, help="torch and FAISS threads")
+    index.add_argument("--json", type=Path, default=None, help="also write the rows as JSON")
 
     rep = sub.add_parser("reproduce", help="retrain shipped models from their recipes")
     rep.add_argument("names", nargs="*", help="models to retrain (default: all)")
@@ -198,6 +210,26 @@ def _cmd_bench_data(args) -> int:
     return 0
 
 
+def _cmd_bench_index(args) -> int:
+    import json
+
+    from course_utils.retrieval.search import benchmark
+
+    rows = benchmark(sizes=args.sizes, dim=args.dim, n_queries=args.queries, k=args.k,
+                     kinds=args.kinds, threads=args.threads, progress=True)
+    print(f"{'size':>10}  {'kind':<6} {'build s':>8} {'QPS':>10} {f'recall@{args.k}':>10} "
+          f"{'bytes/vector':>13} {'speed-up':>9}")
+    for row in rows:
+        print(f"{row['size']:>10,}  {row['kind']:<6} {row['build_s']:>8.2f} {row['qps']:>10,.0f} "
+              f"{row['recall']:>10.3f} {row['bytes_per_vector']:>13.1f} {row['speedup']:>8.1f}x")
+    print(f"{rows[0]['dim']}-d synthetic embeddings, {args.queries} queries, "
+          f"{rows[0]['threads']} thread(s); QPS: the median of 3 searches")
+    if args.json is not None:
+        args.json.write_text(json.dumps(rows, indent=2) + "\n")
+        print(f"wrote {args.json}")
+    return 0
+
+
 def _cmd_reproduce(args) -> int:
     from dataclasses import replace
 
@@ -289,6 +321,7 @@ _COMMANDS = {
     "release": _cmd_release,
     "grade": _cmd_grade,
     "bench-data": _cmd_bench_data,
+    "bench-index": _cmd_bench_index,
     "reproduce": _cmd_reproduce,
     "exercises": _cmd_exercises,
     "nbgrader-course": _cmd_nbgrader_course,

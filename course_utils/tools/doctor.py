@@ -112,6 +112,23 @@ def check_forward_backward() -> tuple[bool, str]:
     return True, f"tiny model on {device}: loss {loss.item():.3f}, finite gradients"
 
 
+def check_faiss() -> tuple[bool, str]:
+    import faiss
+    import numpy as np
+
+    vectors = np.random.default_rng(0).standard_normal((32, 16)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    index = faiss.IndexFlatIP(vectors.shape[1])
+    index.add(vectors)
+    _, ids = index.search(vectors, 1)
+    wrong = int((ids[:, 0] != np.arange(len(vectors))).sum())
+    if wrong:
+        return False, (f"faiss {faiss.__version__}: IndexFlatIP missed {wrong} of {len(vectors)} vectors "
+                       "as their own nearest neighbour; fix: pip install --force-reinstall 'faiss-cpu>=1.8'")
+    return True, (f"faiss {faiss.__version__}: IndexFlatIP finds each of {len(vectors)} vectors "
+                  "as its own nearest neighbour")
+
+
 def all_checks() -> list[tuple[str, Callable[[], tuple[bool, str]]]]:
     py_spec, reqs = requirements()
     checks = [("python", lambda: check_python(py_spec))]
@@ -125,6 +142,7 @@ def all_checks() -> list[tuple[str, Callable[[], tuple[bool, str]]]]:
         ("offline assets", check_minilm),
         ("cache folder", check_cache),
         ("forward/backward", check_forward_backward),
+        ("faiss search", check_faiss),
     ]
     return checks
 

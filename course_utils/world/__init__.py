@@ -10,6 +10,7 @@ Import the module you need (``from course_utils.world import scenes, questions``
 ``programs``       the world's configuration, question programs and their answers
 ``questions``      question-first scene construction: one correct answer each
 ``descriptions``   captions, referring expressions, edit instructions, label checks
+``foils``          true descriptions beside the same words made false (chapter 11)
 ``examples``       the raw examples of one split
 ``handwritten``    questions written by hand, a fixed evaluation set
 ``data``           the Hugging Face datasets, their splits and their cache
