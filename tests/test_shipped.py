@@ -178,6 +178,15 @@ def test_cards_record_the_current_recipes(name):
         assert dataclasses.asdict(loaded.config) == card["model_config"]
         assert isinstance(loaded.config, CaptionerConfig)
         assert card["parameters"] == sum(p.numel() for p in loaded.parameters())
+    elif recipe.kind == RETRIEVER:
+        loaded = course_utils.load_pretrained(name)
+        header = loaded.encoder.header()
+        assert card["model_config"] == {"encoder": header, "combiner": loaded.combiner.config,
+                                        "instructions": loaded.instructions is not None}
+        assert header["num_queries"] == recipe.model_config["num_queries"]
+        assert header["fusion"]["text_layers"] == recipe.model_config["text_layers"]
+        parts = (loaded.encoder, loaded.combiner, loaded.instructions)
+        assert card["parameters"] == sum(p.numel() for part in parts for p in part.parameters())
     elif recipe.kind != CONTRASTIVE:
         sizes = encoding.model_sizes(shipped.tokenizer_for(recipe.kind))  # as `reproduce` sizes it
         assert fusion.build_model(recipe.kind, **sizes, **recipe.model_config).config == card["model_config"]
