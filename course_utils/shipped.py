@@ -48,7 +48,9 @@ class Recipe:
     ``n_eval`` held-out captions), or ``"captioner"`` (chapter 10's ``captioning.Captioner``:
     ``stage1_steps`` steps on detailed descriptions, then ``steps`` on all three forms), or
     ``"retriever"`` (chapter 11's ``retrieval.RetrievalEncoder``, started from ``clip-stage1``:
-    ``steps`` NegCLIP steps, then ``stage1_steps`` steps of its composed-retrieval combiner).
+    ``steps`` NegCLIP steps, then ``stage1_steps`` steps of its composed-retrieval combiner),
+    or ``"editor"`` (chapter 12's editors: ``stage1_steps`` steps each for the scene reader
+    and the program parser, ``steps`` for the FiLM U-Net).
 
     Used in chapter 09, "1. The shipped model and its evaluation splits".
     """
@@ -69,6 +71,7 @@ class Recipe:
 CONTRASTIVE = "contrastive"
 CAPTIONER = "captioner"
 RETRIEVER = "retriever"
+EDITOR = "editor"
 
 RECIPES = {
     "vqa-slot-read": Recipe(
@@ -107,6 +110,14 @@ RECIPES = {
         "instruction encoder trained on the world's edits for composed retrieval.",
         n_train=20_000, n_eval=1_000, steps=4_000, batch_size=128, lr=2e-3, stage1_steps=1_000,
         model_config={"num_queries": 4, "text_layers": 2},
+    ),
+    "edit-film-unet": Recipe(
+        kind=EDITOR,
+        description="Chapter 12's editors: a U-Net whose blocks FiLM conditions on the "
+        "instruction (editing.EditUNet), trained end to end on the world's edits, and the "
+        "program editor's parts (an instruction parser and a scene reader, which also judges "
+        "every editor's output).",
+        n_train=20_000, n_eval=1_000, steps=2_400, batch_size=64, lr=2e-3, stage1_steps=1_000,
     ),
 }
 
@@ -235,7 +246,8 @@ def tokenizer_for(kind: str):
 def load_pretrained(name: str, device=None, folder: Path | None = None):
     """Load a shipped model by name (see :func:`list_pretrained`): a :class:`VQAModel` for
     the ``vqa-*`` models, :class:`PretrainedEncoders` for ``clip-stage1``, a ``Describer``
-    for ``describe-caption``, a ``Retriever`` for ``retrieval-negclip``.
+    for ``describe-caption``, a ``Retriever`` for ``retrieval-negclip``, an ``Editor`` for
+    ``edit-film-unet``.
 
     Used in chapter 09, "1. The shipped model and its evaluation splits"."""
     from course_utils import fusion
@@ -252,6 +264,10 @@ def load_pretrained(name: str, device=None, folder: Path | None = None):
         from course_utils.retrieval.pretrained import load_retriever
 
         return load_retriever(weights, card, device)
+    if recipe.kind == EDITOR:
+        from course_utils.editing.pretrained import load_editor
+
+        return load_editor(weights, card, device)
     if recipe.kind == CONTRASTIVE:
         from course_utils.pretraining import load_pretrained_encoders
 
@@ -274,6 +290,12 @@ def evaluation_data(recipe: Recipe, splits=EVAL_SPLITS) -> dict:
         from course_utils.retrieval.pretrained import evaluation_sets
 
         return evaluation_sets(recipe)
+    if recipe.kind == EDITOR:  # datasets: the card's metrics need scenes and programs too
+        from course_utils.editing.pretrained import EDIT_SPLITS
+
+        ds = data.load_editing_dataset(seed=recipe.data_seed, n_train=recipe.n_train,
+                                       n_eval=recipe.n_eval, splits=("train", *EDIT_SPLITS))
+        return {s: ds[s] for s in EDIT_SPLITS}
     if recipe.kind == CAPTIONER:  # datasets: the captioner decodes, the grammar reads back
         from course_utils.captioning.pretrained import CAPTION_SPLITS
 
@@ -359,6 +381,10 @@ def reproduce(name: str, folder: Path | None = None, progress: bool = True,
         from course_utils.retrieval.pretrained import reproduce_retriever
 
         card = reproduce_retriever(recipe, weights, progress)
+    elif recipe.kind == EDITOR:
+        from course_utils.editing.pretrained import reproduce_editor
+
+        card = reproduce_editor(recipe, weights, progress)
     elif recipe.kind == CONTRASTIVE:
         card = _reproduce_encoders(name, recipe, weights, progress)
     else:

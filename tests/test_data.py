@@ -15,6 +15,7 @@ import pytest
 from course_utils.world import (
     data,
     descriptions,
+    edits,
     encoding,
     examples,
     grammar,
@@ -434,11 +435,11 @@ def test_caption_retrieval_and_edit_datasets():
             assert descriptions.refers_to(json.loads(row["program"]), json.loads(row["scene"]))
             assert row["answer"] in row["instruction"]
     ed = data.load_edit_dataset(n_train=80, n_eval=20)
-    assert set(ed["train"]["task"]) == set(descriptions.EDIT_OPS)
+    assert set(ed["train"]["task"]) == set(edits.EDIT_OPS)
     for split in ed.values():
         for row in split.select_columns(["scene", "program", "target_scene"]):
             before, after = json.loads(row["scene"]), json.loads(row["target_scene"])
-            assert descriptions.apply_edit(json.loads(row["program"]), before) == after
+            assert edits.apply_edit(json.loads(row["program"]), before) == after
     row = ed["train"][0]
     assert row["target_image"].size == row["image"].size
 

@@ -2,6 +2,7 @@
 recorded metrics; the reproduce pipeline writes weights and a card that agree."""
 
 import dataclasses
+import json
 
 import numpy as np
 import pytest
@@ -11,6 +12,7 @@ from course_utils import pretraining, shipped
 from course_utils.shipped import (
     CAPTIONER,
     CONTRASTIVE,
+    EDITOR,
     RECIPES,
     RETRIEVER,
     evaluate_encoders,
@@ -25,7 +27,8 @@ MINILM = "vqa-slot-read-minilm"
 CLIP = "clip-stage1"
 CAPTION = "describe-caption"
 RETRIEVE = "retrieval-negclip"
-VQA_NAMES = [n for n in sorted(RECIPES) if RECIPES[n].kind not in (CONTRASTIVE, CAPTIONER, RETRIEVER)]
+EDIT = "edit-film-unet"
+VQA_NAMES = [n for n in sorted(RECIPES) if RECIPES[n].kind not in (CONTRASTIVE, CAPTIONER, RETRIEVER, EDITOR)]
 
 
 @pytest.fixture(scope="module")
@@ -49,7 +52,7 @@ def eval_tensors(tmp_path_factory):
 
 
 def test_list_and_unknown_names():
-    assert course_utils.list_pretrained() == sorted([NAME, MINILM, CLIP, CAPTION, RETRIEVE])
+    assert course_utils.list_pretrained() == sorted([NAME, MINILM, CLIP, CAPTION, RETRIEVE, EDIT])
     with pytest.raises(ValueError, match=f"unknown pretrained model 'nope'; known: .*{NAME}"):
         course_utils.load_pretrained("nope")
 
@@ -187,6 +190,13 @@ def test_cards_record_the_current_recipes(name):
         assert header["fusion"]["text_layers"] == recipe.model_config["text_layers"]
         parts = (loaded.encoder, loaded.combiner, loaded.instructions)
         assert card["parameters"] == sum(p.numel() for part in parts for p in part.parameters())
+    elif recipe.kind == EDITOR:
+        loaded = course_utils.load_pretrained(name)
+        parts = {"unet": loaded.unet, "parser": loaded.parser, "reader": loaded.reader}
+        configs = {k: dataclasses.asdict(v.config) for k, v in parts.items()}
+        assert card["model_config"] == json.loads(json.dumps(configs))  # as the card's JSON holds them
+        counts = {k: sum(p.numel() for p in v.parameters()) for k, v in parts.items()}
+        assert card["parameters_by_part"] == counts and card["parameters"] == sum(counts.values())
     elif recipe.kind != CONTRASTIVE:
         sizes = encoding.model_sizes(shipped.tokenizer_for(recipe.kind))  # as `reproduce` sizes it
         assert fusion.build_model(recipe.kind, **sizes, **recipe.model_config).config == card["model_config"]
@@ -315,3 +325,73 @@ def test_reproduce_retriever_writes_weights_and_a_card_that_agree(tmp_path, monk
     retriever = shipped.load_pretrained("tiny-retrieval", folder=tmp_path)
     assert retriever.combiner is not None and card["model_config"]["combiner"]["kind"] == "tirg"
     assert_same_metrics(evaluate_retriever(retriever, *evaluation_data(tiny)), card["metrics"], abs_tol=1e-6)
+
+
+# ---- the editors (chapter 12) -------------------------------------------------------------
+
+
+def assert_same_nested(measured, recorded, abs_tol: float = 0.005, where=()):
+    if isinstance(recorded, dict):
+        assert isinstance(measured, dict) and set(measured) == set(recorded), where
+        for key, value in recorded.items():
+            assert_same_nested(measured[key], value, abs_tol, (*where, key))
+    elif isinstance(recorded, int) and not isinstance(recorded, bool) and "errors" in where:
+        assert abs(measured - recorded) <= max(2, abs_tol * 1000), where  # failure counts
+    else:
+        assert measured == pytest.approx(recorded, abs=abs_tol if where[-1] != "psnr" else 0.1), where
+
+
+def test_shipped_editor_reproduces_its_recorded_metrics(eval_tensors):
+    from course_utils.editing.pretrained import evaluate_editor
+
+    editor = course_utils.load_pretrained(EDIT)
+    recorded = model_card(EDIT)["metrics"]
+    assert_same_nested(evaluate_editor(editor, eval_tensors[EDIT]), recorded)
+    test = recorded["test"]
+    assert test["program"]["success"] >= 0.98 and test["program"]["preserved"] >= 0.99
+    assert test["identity"]["success"] == 0.0 and test["unet"]["success"] > 0.5
+
+
+def test_the_editor_takes_pil_images_and_plain_text():
+    from PIL import Image
+
+    from course_utils.world import scenes
+
+    editor = course_utils.load_pretrained(EDIT)
+    scene = scenes.make_scene([{"shape": "circle", "color": "red", "size": "large"},
+                               {"shape": "square", "color": "blue", "size": "small"}], [(1, 0), (2, 2)])
+    image = scenes.render(scene)
+    asks = ["Make the circle green.", "Remove the square.", "Move the circle up."]
+    truths = [scenes.recolor(scene, 0, "green"), scenes.remove(scene, 1), scenes.move(scene, 0, "up")]
+    programmed = editor.program_edit([image] * 3, asks)
+    for out, truth in zip(programmed, truths):
+        assert np.array_equal(np.asarray(out), np.asarray(scenes.render(truth)))
+    edited = editor.edit([image] * 3, asks)
+    assert all(isinstance(im, Image.Image) and im.size == (48, 48) for im in edited)
+    assert editor.parse("Remove the square.") == [{"op": "remove", "obj": {"shape": "square"}}]
+    assert editor.perceive([np.asarray(image)])[0]["objects"] == scene["objects"]
+    assert editor.edit([], []) == []
+
+
+@pytest.mark.parametrize("call, message", [
+    (lambda e: e.edit([np.zeros((32, 32, 3), np.uint8)], ["Remove the square."]), "image 0 is"),
+    (lambda e: e.edit([np.zeros((48, 48, 3), np.uint8)] * 2, ["Remove the square."]), "2 images but 1"),
+    (lambda e: e.edit([np.zeros((48, 48, 3), np.uint8)], [""]), "instruction 0"),
+    (lambda e: e.program_edit([np.zeros((48, 48, 3), np.uint8)], [3]), "instruction 0"),
+    (lambda e: e.perceive(["not an image"]), "image 0 is"),
+])
+def test_the_editor_rejects_bad_input_clearly(call, message):
+    with pytest.raises(ValueError, match=message):
+        call(course_utils.load_pretrained(EDIT))
+
+
+def test_reproduce_editor_writes_weights_and_a_card_that_agree(tmp_path, monkeypatch):
+    from course_utils.editing.pretrained import evaluate_editor
+
+    monkeypatch.setenv("COURSE_CACHE_DIR", str(tmp_path / "cache"))
+    tiny = dataclasses.replace(RECIPES[EDIT], n_train=64, n_eval=12, steps=3, stage1_steps=2, batch_size=8)
+    monkeypatch.setitem(RECIPES, "tiny-edit", tiny)
+    card = shipped.reproduce("tiny-edit", folder=tmp_path, progress=False)
+    editor = shipped.load_pretrained("tiny-edit", folder=tmp_path)
+    assert set(card["parameters_by_part"]) == {"unet", "parser", "reader"}
+    assert_same_nested(evaluate_editor(editor, evaluation_data(tiny)), card["metrics"], abs_tol=1e-6)

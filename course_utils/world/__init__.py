@@ -9,7 +9,8 @@ Import the module you need (``from course_utils.world import scenes, questions``
 ``grammar``        the language of questions: cores, frames, synonyms, held-out layers
 ``programs``       the world's configuration, question programs and their answers
 ``questions``      question-first scene construction: one correct answer each
-``descriptions``   captions, referring expressions, edit instructions, label checks
+``descriptions``   captions, referring expressions, label checks
+``edits``          edit instructions, their programs and true targets (chapters 01, 12)
 ``foils``          true descriptions beside the same words made false (chapter 11)
 ``examples``       the raw examples of one split
 ``handwritten``    questions written by hand, a fixed evaluation set

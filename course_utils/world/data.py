@@ -9,6 +9,7 @@ question's program as JSON; models never see it, evaluation may)::
     load_caption_dataset()       task = "caption_short" / "caption_detailed"
     load_retrieval_dataset()     instruction = "Find the image with a small red circle ..."
     load_edit_dataset()          adds target_image / target_scene; task = the edit kind
+    load_editing_dataset()       chapter 12's edits: as above, plus adding objects and a cartoon style
     load_description_dataset()   task = "describe_brief" / "describe_detailed" / "describe_summary"
 
 Splits: ``train``, ``validation``, ``test`` (one distribution); ``test_compositional``
@@ -55,7 +56,7 @@ SPLITS: tuple[str, ...] = (
 )
 #: The question splits: the common ones, and one per held-out layer of the question grammar.
 VQA_SPLITS: tuple[str, ...] = (*SPLITS, "test_frames", "test_synonyms")
-KINDS: tuple[str, ...] = ("vqa", "caption", "retrieval", "edit", "describe")
+KINDS: tuple[str, ...] = ("vqa", "caption", "retrieval", "edit", "describe", "editing")
 
 
 # ---- argument checking --------------------------------------------------------------
@@ -120,7 +121,7 @@ def dataset_features(kind: str):
         "scene": datasets.Value("string"),
         "program": datasets.Value("string"),
     }
-    if kind == "edit":
+    if kind in ("edit", "editing"):
         cols["target_image"] = datasets.Image()
         cols["target_scene"] = datasets.Value("string")
     return datasets.Features(cols)
@@ -138,7 +139,7 @@ def dataset_columns(kind: str, examples: list[dict]) -> dict:
         "scene": [json.dumps(e["scene"]) for e in examples],
         "program": [json.dumps(e["program"]) for e in examples],
     }
-    if kind == "edit":
+    if kind in ("edit", "editing"):
         cols["target_image"] = [image_cell(e["target_scene"]) for e in examples]
         cols["target_scene"] = [json.dumps(e["target_scene"]) for e in examples]
     return cols
@@ -368,6 +369,20 @@ load_edit_dataset.__doc__ = (
     ``answer`` is the short caption of the edited scene.
 
     Serves chapter 01, "7. Three applications, previewed" (editing).
+    """
+    + _ARGS_DOC
+)
+
+load_editing_dataset = _loader("editing")
+load_editing_dataset.__name__ = "load_editing_dataset"
+load_editing_dataset.__doc__ = (
+    """Chapter 12's editing data, the columns of :func:`load_edit_dataset`: ``task`` is one
+    of ``edits.EDITING_OPS`` (recolor, remove, move, add, style; equally often), the styles
+    include ``cartoon``, and in ``test_compositional`` every object edit produces (recolour,
+    add) or acts on (remove, move) a held-out colour-shape pair. ``test_paraphrase`` uses
+    the held-out phrasings.
+
+    Used in chapter 12, "1. Edits with one right answer".
     """
     + _ARGS_DOC
 )

@@ -1,7 +1,7 @@
-"""Descriptions of scenes: captions, referring expressions, edit instructions, label checks.
+"""Descriptions of scenes: captions, referring expressions and label checks.
 
-Captions and referring expressions are the references of captioning and retrieval;
-edits pair a scene with its edited target (chapter 01, "7. Three applications, previewed").
+Captions and referring expressions are the references of captioning and retrieval
+(edits and their instructions are in :mod:`course_utils.world.edits`).
 """
 
 from __future__ import annotations
@@ -11,10 +11,8 @@ import re
 
 from course_utils.world import scenes
 from course_utils.world.phrasings import (
-    MOVE_WORDS,
     NUMBER_WORDS,
     RELATION_WORDS,
-    fill_template,
     noun_phrase,
     plural_of,
     position_phrase,
@@ -23,15 +21,12 @@ from course_utils.world.phrasings import (
 from course_utils.world.programs import (
     POSITIONS,
     RELATIONS,
-    Retry,
     World,
     description_of,
     region,
     related,
     select,
-    unique,
 )
-from course_utils.world.questions import SceneBuilder, named_pair_ok
 
 
 def position_name(obj: dict, scene: dict) -> str:
@@ -244,95 +239,3 @@ def referring_expression(rng: random.Random, scene: dict, world: World) -> tuple
         return {"op": "refer", "a": da, "rel": rel, "b": db}, text
     return {"op": "refer", "a": da, "rel": None, "b": None}, with_article(noun_phrase(da))
 
-
-def unique_descriptions(scene: dict, index: int, exclude: tuple[str, ...] = ()) -> list[dict]:
-    """Every description (attribute subset) that names object ``index`` and no other.
-
-    Serves chapter 01, "7. Three applications, previewed" (editing)."""
-    obj = scene["objects"][index]
-    out = []
-    for keys in (("shape",), ("color",), ("color", "shape"), ("size", "shape"),
-                 ("size", "color"), ("size", "color", "shape")):  # fmt: skip
-        if any(k in exclude for k in keys):
-            continue
-        d = description_of(obj, keys)
-        if len(select(scene, d)) == 1:
-            out.append(d)
-    return out
-
-
-EDIT_OPS: tuple[str, ...] = ("recolor", "remove", "move", "style")
-
-
-def generate_edit(
-    rng: random.Random, world: World, novel: bool = False, heldout: bool = False
-) -> dict:
-    """An edit example: ``{"scene", "target_scene", "program", "instruction"}``.
-
-    Serves chapter 01, "7. Three applications, previewed" (editing)."""
-    for _ in range(200):
-        b = SceneBuilder(rng, world, novel)
-        try:
-            b.fill(b.object_count(2))
-            if novel:
-                b.objects[0] = b.sample(novel=True)
-            scene = b.scene()
-        except Retry:
-            continue
-        op = rng.choice(EDIT_OPS)
-        if op == "style":
-            style = rng.choice([s for s in scenes.STYLES if s != "plain"])
-            program = {"op": "style", "style": style}
-            text = fill_template(rng, f"style_{style}", heldout)
-            return {"scene": scene, "target_scene": scenes.restyle(scene, style),
-                    "program": program, "instruction": text}  # fmt: skip
-        index = rng.randrange(len(scene["objects"]))
-        descs = unique_descriptions(scene, index)
-        descs = [d for d in descs if named_pair_ok(d, world, novel)]
-        if not descs:
-            continue
-        desc = rng.choice(descs)
-        obj = scene["objects"][index]
-        if op == "recolor":
-            allowed = {c for c, s in b.pairs(None) if s == obj["shape"] and c != obj["color"]}
-            if not allowed:
-                continue
-            color = rng.choice(sorted(allowed))
-            target = scenes.recolor(scene, index, color)
-            program = {"op": "recolor", "obj": desc, "color": color}
-            text = fill_template(rng, "recolor", heldout, obj=noun_phrase(desc), color=color)
-        elif op == "remove":
-            if len(scene["objects"]) < 2:
-                continue
-            target = scenes.remove(scene, index)
-            program = {"op": "remove", "obj": desc}
-            text = fill_template(rng, "remove", heldout, obj=noun_phrase(desc))
-        else:
-            dirs = [d for d in scenes.DIRECTIONS if scenes.can_move(scene, index, d)]
-            if not dirs:
-                continue
-            direction = rng.choice(dirs)
-            target = scenes.move(scene, index, direction)
-            program = {"op": "move", "obj": desc, "direction": direction}
-            words = rng.choice(MOVE_WORDS[direction])
-            text = fill_template(rng, "move", heldout, obj=noun_phrase(desc), dir=words)
-        return {"scene": scene, "target_scene": target, "program": program, "instruction": text}
-    raise RuntimeError("could not build an edit example")  # pragma: no cover
-
-
-def apply_edit(program: dict, scene: dict) -> dict:
-    """Execute an edit program on a scene (the reference for edit models).
-
-    Serves chapter 01, "7. Three applications, previewed" (editing)."""
-    op = program["op"]
-    if op == "style":
-        return scenes.restyle(scene, program["style"])
-    obj = unique(scene, program["obj"])
-    index = next(i for i, o in enumerate(scene["objects"]) if o is obj)
-    if op == "recolor":
-        return scenes.recolor(scene, index, program["color"])
-    if op == "remove":
-        return scenes.remove(scene, index)
-    if op == "move":
-        return scenes.move(scene, index, program["direction"])
-    raise ValueError(f"program: unknown edit op {op!r}")

@@ -157,12 +157,12 @@ def model_sizes(tokenizer=None) -> dict:
             "num_answers": len(answer_vocab())}
 
 
-def pixel_values_of(images, size: int, instructions=None):
-    """PIL images (or ``(H, W, 3)`` uint8 arrays) of the world -> normalised ``(N, 3, H, W)``;
-    an image of another size or type, or (given ``instructions``) not one instruction per
-    image, is a ``ValueError`` that names it.
+def image_arrays(images, size: int, instructions=None):
+    """PIL images (or ``(H, W, 3)`` uint8 arrays) of the world -> one ``(N, H, W, 3)`` uint8
+    array; an image of another size or type, or (given ``instructions``) not one
+    instruction per image, is a ``ValueError`` that names it.
 
-    Used in chapter 09, "1. The shipped model and its evaluation splits"."""
+    Used in chapter 12, "5. The shipped editor"; :func:`pixel_values_of` normalises it."""
     import numpy as np
 
     images = list(images)
@@ -176,4 +176,12 @@ def pixel_values_of(images, size: int, instructions=None):
             raise ValueError(f"image {i} is {arr.shape} {arr.dtype}; expected a {size}x{size} "
                              "RGB image of the course's world (uint8 (H, W, 3) or PIL)")
         arrays.append(arr)
-    return normalize_images(np.stack(arrays))
+    return np.stack(arrays) if arrays else np.zeros((0, size, size, 3), np.uint8)
+
+
+def pixel_values_of(images, size: int, instructions=None):
+    """PIL images (or ``(H, W, 3)`` uint8 arrays) of the world -> normalised ``(N, 3, H, W)``;
+    a bad image or count is a ``ValueError`` naming it (see :func:`image_arrays`).
+
+    Used in chapter 09, "1. The shipped model and its evaluation splits"."""
+    return normalize_images(image_arrays(images, size, instructions))

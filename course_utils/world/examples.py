@@ -15,9 +15,9 @@ from course_utils.world.descriptions import (
     DESCRIBE_FORMS,
     caption,
     describe,
-    generate_edit,
     referring_expression,
 )
+from course_utils.world.edits import generate_edit, generate_editing
 from course_utils.world.phrasings import fill_template
 from course_utils.world.programs import World
 from course_utils.world.questions import generate_question, random_scene
@@ -95,8 +95,8 @@ def _one(kind: str, rng: random.Random, family: str, world: World, mode: dict, p
         ex = generate_question(rng, family, world, novel=novel, language=language, plan=plan)
         ex["task"] = ex["program"]["family"]
         return ex
-    if kind == "edit":
-        ex = generate_edit(rng, world, novel=novel, heldout=heldout)
+    if kind in ("edit", "editing"):  # chapter 01's edits, or chapter 12's (adding, cartoons)
+        ex = (generate_edit if kind == "edit" else generate_editing)(rng, world, novel=novel, heldout=heldout)
         ex["task"] = ex["program"]["op"]
         ex["answer"] = caption(ex["target_scene"])
         return ex

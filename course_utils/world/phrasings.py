@@ -135,6 +135,22 @@ DESCRIBE_TEMPLATES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     ),
 }  # fmt: skip
 
+#: Chapter 12's new edits: adding an object and the cartoon style. Kept out of
+#: :data:`TEMPLATES` (the tokenizer's corpus) for the reason given above: the new words
+#: ("add", "cartoon") are spelled in characters and every shipped model keeps its ids.
+EDIT_TEMPLATES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
+    "add": (
+        ("Add {a_obj} {place}.", "Put {a_obj} {place}.", "Draw {a_obj} {place}.",
+         "Place {a_obj} {place}."),
+        ("Insert {a_obj} {place}.",),
+    ),
+    "style_cartoon": (
+        ("Turn the picture into a cartoon.", "Make it look like a cartoon.",
+         "Draw the scene in a cartoon style."),
+        ("Redraw the image as a cartoon.",),
+    ),
+}  # fmt: skip
+
 #: Words for relations: the first is canonical; a phrasing picks one at random.
 RELATION_WORDS: dict[str, tuple[str, ...]] = {
     "left": ("left of", "to the left of"),
@@ -154,7 +170,7 @@ def phrasings(kind: str, heldout: bool = False) -> tuple[str, ...]:
     """The phrasings of a kind: those used in training, or the held-out ones.
 
     Used in chapter 06, "4. Splits that make evaluation honest"."""
-    train, held = TEMPLATES[kind] if kind in TEMPLATES else DESCRIBE_TEMPLATES[kind]
+    train, held = {**TEMPLATES, **DESCRIBE_TEMPLATES, **EDIT_TEMPLATES}[kind]
     return held if heldout else train
 
 

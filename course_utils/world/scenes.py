@@ -63,7 +63,11 @@ STYLES: dict[str, dict] = {
     "dark": {"background": [40, 40, 40]},
     "outline": {"outline": True},
     "grayscale": {"grayscale": True},
+    # chapter 12: flat colours with a black ink line around every shape, on warm paper
+    "cartoon": {"background": [250, 236, 205], "ink": True},
 }
+#: The ink of the cartoon style's outlines.
+INK = (20, 20, 20)
 
 
 # ---- argument checking -------------------------------------------------------------
@@ -228,7 +232,7 @@ def object_radius(obj: dict, scene: dict) -> float:
     return max(2.0, round(SIZES[obj["size"]] * cell * scene["style"].get("scale", 1.0) * 2) / 2)
 
 
-def draw_object(draw, obj: dict, scene: dict, fill=None, outline_only: bool | None = None):
+def draw_object(draw, obj: dict, scene: dict, fill=None, outline_only: bool | None = None, line: int = 2):
     """Draw one object with a ``PIL.ImageDraw`` handle (used by :func:`render`).
 
     Used in chapter 06, "1. A world where we know the truth"."""
@@ -236,7 +240,7 @@ def draw_object(draw, obj: dict, scene: dict, fill=None, outline_only: bool | No
     cx, cy = obj["x"] - 0.5, obj["y"] - 0.5  # continuous -> Pillow pixel-centre coordinates
     fill = tuple(COLORS[obj["color"]]) if fill is None else fill
     outline_only = scene["style"].get("outline", False) if outline_only is None else outline_only
-    kw = {"outline": fill, "width": 2} if outline_only else {"fill": fill}
+    kw = {"outline": fill, "width": line} if outline_only else {"fill": fill}
     a = r - 0.5
     box = [cx - a, cy - a, cx + a, cy + a]
     if obj["shape"] == "circle":
@@ -261,6 +265,8 @@ def render(scene: dict, upscale: int = 1):
     draw = ImageDraw.Draw(img)
     for obj in scene["objects"]:
         draw_object(draw, obj, scene)
+        if style.get("ink", False):  # the cartoon style: an ink line around the flat colour
+            draw_object(draw, obj, scene, fill=INK, outline_only=True, line=1)
     if style["grayscale"]:
         img = img.convert("L").convert("RGB")
     if style["noise"]:
@@ -354,6 +360,24 @@ def move(scene: dict, index: int, direction: str) -> dict:
     row, col = cell_of(obj, scene)
     dr, dc = DIRECTIONS[direction]
     obj["x"], obj["y"] = cell_center(row + dr, col + dc, scene["width"], scene["grid"])
+    return out
+
+
+def add_object(scene: dict, obj: dict, cell: tuple[int, int]) -> dict:
+    """The scene with a new object (``shape``, ``color``, ``size``) in the empty ``cell``.
+
+    Used in chapter 12, "1. Edits with one right answer"."""
+    row, col = cell
+    if not (0 <= row < scene["grid"] and 0 <= col < scene["grid"]):
+        raise ValueError(f"cell: ({row}, {col}) is outside the {scene['grid']}x{scene['grid']} grid")
+    if any(cell_of(o, scene) == (row, col) for o in scene["objects"]):
+        raise ValueError(f"cell: ({row}, {col}) already holds an object")
+    check_names([obj.get("shape")], SHAPES, "shape")
+    check_names([obj.get("color")], tuple(COLORS), "color")
+    check_names([obj.get("size")], tuple(SIZES), "size")
+    out = copy_scene(scene)
+    x, y = cell_center(row, col, scene["width"], scene["grid"])
+    out["objects"].append({"shape": obj["shape"], "color": obj["color"], "size": obj["size"], "x": x, "y": y})
     return out
 
 

@@ -16,7 +16,8 @@ import re
 import shutil
 
 from course_utils.tokenization import train_wordpiece
-from course_utils.world.descriptions import caption, generate_edit, referring_expression
+from course_utils.world.descriptions import caption, referring_expression
+from course_utils.world.edits import generate_edit
 from course_utils.world.grammar import CORES, FRAMES, PREFIXES, SUFFIXES, WORDS
 from course_utils.world.phrasings import MOVE_WORDS, NUMBER_WORDS, RELATION_WORDS, TEMPLATES
 from course_utils.world.programs import FAMILIES, SPATIAL_OPS, World, answer_vocab
