@@ -117,7 +117,7 @@ RECIPES = {
         "instruction (editing.EditUNet), trained end to end on the world's edits, and the "
         "program editor's parts (an instruction parser and a scene reader, which also judges "
         "every editor's output).",
-        n_train=20_000, n_eval=1_000, steps=2_400, batch_size=64, lr=2e-3, stage1_steps=1_000,
+        n_train=20_000, n_eval=1_000, steps=4_000, batch_size=32, lr=2e-3, stage1_steps=1_000,
     ),
 }
 
