@@ -20,6 +20,18 @@ def _isolated_cache(tmp_path, monkeypatch):
     monkeypatch.delenv("NBGRADER_EXECUTION", raising=False)
 
 
+@pytest.fixture(scope="module")
+def one_thread():
+    """One torch thread for a test module's small models (they train fastest so, and the
+    machine may be shared), restored afterwards."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 # ---- the checker tests' stand-ins for a student's answer ----------------------------------
 
 

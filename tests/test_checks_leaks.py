@@ -27,7 +27,7 @@ from course_utils.runtime import REPO_ROOT
 from course_utils.tools.notebooks import CHAPTER_REFERENCE, reference_problems
 
 NOTEBOOKS = REPO_ROOT / "notebooks"
-CHAPTERS = [f"{n:02d}" for n in range(1, 12)]
+CHAPTERS = [f"{n:02d}" for n in range(1, 15)]
 #: A solution line shorter than this (``x = 0``, ``model.train()``...) says nothing by itself.
 MIN_LINE = 12
 
@@ -518,6 +518,14 @@ def _hidden_results() -> dict:
                                                           for case in ch11._negclip_cases().values()}
     out["course_utils.checks.ch11.check_recall_against_exact"] = {
         search.recall_against_exact(a, e) for a, e in ch11._ann_cases().values()}
+    from course_utils import scaling
+    from course_utils.checks import ch13, ch14
+    from course_utils.outlook import attribution
+
+    out["course_utils.checks.ch13.check_power_law"] = {
+        v for n, e in ch13._power_law_cases().values() for v in scaling.fit_power_law(n, e)}
+    out["course_utils.checks.ch14.check_pointing_game"] = {
+        attribution.pointing_game(h, t).float().mean().item() for h, t in ch14._pointing_cases().values()}
     return out
 
 
@@ -553,8 +561,45 @@ def _recall_position_wise(approx_indices, exact_indices):  # order matters: it s
     return (approx_indices == exact_indices).float().mean().item()
 
 
+class _FilmScaledByGamma(nn.Module):  # h * gamma + beta: not the identity at the start
+    def __init__(self, cond_dim, channels):
+        super().__init__()
+        self.proj = nn.Linear(cond_dim, 2 * channels)
+        nn.init.zeros_(self.proj.weight)
+        nn.init.zeros_(self.proj.bias)
+
+    def forward(self, h, cond):
+        gamma, beta = self.proj(cond)[:, :, None, None].chunk(2, dim=1)
+        return h * gamma + beta
+
+
+def _film_scaled_by_gamma(cond_dim, channels):
+    return _FilmScaledByGamma(cond_dim, channels)
+
+
+def _power_law_linear(n, error):  # a line through the raw values, not their logs
+    import numpy as np
+
+    slope, intercept = np.polyfit(np.asarray(n, float), np.asarray(error, float), 1)
+    return float(intercept), float(-slope)
+
+
 def _code_cases():
-    from course_utils.checks import ch02, ch03, ch04, ch05, ch06, ch07, ch08, ch09, ch10, ch11
+    from course_utils.checks import (
+        ch02,
+        ch03,
+        ch04,
+        ch05,
+        ch06,
+        ch07,
+        ch08,
+        ch09,
+        ch10,
+        ch11,
+        ch12,
+        ch13,
+        ch14,
+    )
 
     return [
         (ch02.check_softmax, (_softmax_cooler,)), (ch02.check_softmax, (_softmax_naive,)),
@@ -598,6 +643,15 @@ def _code_cases():
         (ch11.check_negclip_loss, (_negclip_without_foils,)), (ch11.check_negclip_loss, (_negclip_scaled,)),
         (ch11.check_recall_against_exact, (_recall_position_wise,)),
         (ch11.check_recall_against_exact, (lambda a, e: 0.3,)),
+        (ch12.check_preserved, (lambda o, b, c: ~(o != b).any(-1).flatten(1).any(1),)),
+        (ch12.check_run_program, (lambda program, scene: scene,)),
+        (ch12.check_film, (_film_scaled_by_gamma,)),
+        (ch13.check_power_law, (lambda n, e: (1.0, 0.5),)), (ch13.check_power_law, (_power_law_linear,)),
+        (ch13.check_sampler_share, (lambda n, r, w: list(range(n))[r::w],)),
+        (ch13.check_all_reduce, (lambda grads, counts: [torch.stack(g).mean(0) for g in zip(*grads)],)),
+        (ch14.check_pointing_game, (lambda h, t: 0.3,)),
+        (ch14.check_fgsm, (lambda m, x, i, a, y, e: x.clamp(-0.5, 0.5),)),
+        (ch14.check_integrated_gradients, (lambda f, x, b, s: (x - b) * 0.5,)),
     ]
 
 

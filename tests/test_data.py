@@ -387,6 +387,23 @@ def test_to_tensors_fast_path():
     assert fixed["input_ids"].shape == (5, 32)
 
 
+def test_to_tensors_reads_the_rows_of_a_selection():
+    """A ``select``-ed or ``filter``-ed split has its own rows: its images are those rows'
+    (the raw Arrow table underneath still holds every row, in the old order)."""
+    import numpy as np
+
+    split = data.load_instruction_dataset(seed=0, n_train=40, n_eval=5, splits=("train",))["train"]
+    rows = [7, 3, 30]
+    picked = encoding.images_to_array(split.select(rows))
+    assert picked.shape == (3, 48, 48, 3)
+    assert all(np.array_equal(picked[i], np.asarray(split[r]["image"])) for i, r in enumerate(rows))
+    counts = split.filter(lambda task: task == "count", input_columns="task")
+    t = encoding.to_tensors(counts)
+    assert len(t["pixel_values"]) == len(t["labels"]) == len(counts) < len(split)
+    first = next(i for i, task in enumerate(split["task"]) if task == "count")
+    assert np.array_equal(encoding.images_to_array(counts)[0], np.asarray(split[first]["image"]))
+
+
 def test_png_round_trip_and_fallback():
     import io
 

@@ -507,3 +507,48 @@ def test_ch09_exercise_bootstrap_matches_bootstrap_ci(accuracy, level):
     width = ref_high - ref_low
     assert (high - low) / width == pytest.approx(1, abs=0.1)
     assert max(abs(low - ref_low), abs(high - ref_high)) <= 0.15 * width
+
+
+# ---- 13 the FAQ, measured ------------------------------------------------------------------------
+# Exercise 1 fits what scaling.fit_power_law fits; exercise 2 deals out what DistributedSampler deals.
+
+NB13, NB14 = "13_faq.ipynb", "14_outlook.ipynb"
+
+
+def test_ch13_exercise_power_law_matches_fit_power_law():
+    from course_utils import scaling
+
+    power_law = load_definitions(NB13, "power_law")
+    n, error = [500, 1000, 2000, 4000, 8000], [0.31, 0.18, 0.12, 0.061, 0.04]
+    assert power_law(n, error) == pytest.approx(scaling.fit_power_law(n, error), rel=1e-9)
+
+
+@pytest.mark.parametrize(("n", "world"), [(10, 3), (8, 4), (3, 5)])
+def test_ch13_exercise_sampler_share_matches_distributed_sampler(n, world):
+    from torch.utils.data import DistributedSampler
+
+    sampler_share = load_definitions(NB13, "sampler_share")
+    for rank in range(world):
+        assert sampler_share(n, rank, world) == list(
+            DistributedSampler(range(n), num_replicas=world, rank=rank, shuffle=False))
+
+
+# ---- 14 outlook ----------------------------------------------------------------------------------
+
+
+def test_ch14_exercises_match_the_outlook_package():
+    from course_utils.outlook import attacks, attribution
+
+    pointing_game, fgsm, integrated_gradients = load_definitions(
+        NB14, "pointing_game", "fgsm", "integrated_gradients")
+    torch.manual_seed(0)
+    heat, target = torch.rand(30, 9), torch.randint(0, 9, (30,))
+    assert pointing_game(heat, target) == pytest.approx(
+        attribution.pointing_game(heat, target).float().mean().item())
+    model = fusion.build_model("late_fusion", vocab_size=20, num_answers=5, hidden_size=16)
+    x = torch.rand(4, 3, 48, 48) * 2 - 1
+    ids, mask, labels = torch.randint(1, 20, (4, 6)), torch.ones(4, 6, dtype=torch.long), torch.randint(0, 5, (4,))
+    assert_close(fgsm(model, x, ids, mask, labels, 8.0), attacks.fgsm(model, x, ids, mask, labels, 8.0))
+    ours = integrated_gradients(lambda v: model(v, ids, mask).gather(1, labels[:, None])[:, 0], x,
+                                attribution.blank_like(x), 8)
+    assert_close(ours, attribution.integrated_gradients(model, x, ids, mask, labels, steps=8), **CHECKER)

@@ -40,9 +40,10 @@ def _preservation_cases() -> dict:
         "An edit is preserving when no pixel outside the cells the edit changes differs from "
         "the input. Build a pixel mask of the changed cells from `changed` (each of the nine "
         "cells is a 16 x 16 block, row by row), then look only at pixels outside it.",
-        "`changed.view(n, 3, 1, 3, 1).expand(n, 3, 16, 3, 16).reshape(n, 48, 48)` is the pixel "
-        "mask. A pixel differs when any of its three channels differs: `(output != before).any(-1)`. "
-        "Combine the two, and ask per image whether any such pixel is left.",
+        "For the pixel mask, view `changed` as `(n, 3, 1, 3, 1)` (rows and columns of cells), "
+        "expand each cell to 16 x 16 pixels and reshape to `(n, 48, 48)`. A pixel differs when "
+        "any of its three channels differs: `(output != before).any(-1)`. Combine the two, and "
+        "ask per image whether any such pixel is left.",
         'Reread chapter 12, "4. Measuring an edit".',
     ),
 )
@@ -130,8 +131,8 @@ def check_run_program(fn):
     "Exercise 3: FiLM conditioning",
     hints=(
         "FiLM maps the condition vector to two numbers per channel, gamma and beta, with one "
-        "linear layer of 2 * channels outputs, and returns `h * (1 + gamma) + beta`, gamma and "
-        "beta broadcast over the image's height and width.",
+        "linear layer of 2 * channels outputs, and returns h multiplied by one plus gamma, plus "
+        "beta, with gamma and beta broadcast over the image's height and width.",
         "`gamma, beta = self.proj(cond).chunk(2, dim=1)`; reshape each to `(B, C, 1, 1)`. "
         "Initialise the layer's weight and bias to zero so that the block starts as the "
         "identity, whatever the condition.",

@@ -2,8 +2,9 @@
 
 :mod:`~course_utils.plots.diagrams` (architectures), :mod:`~course_utils.plots.attention`
 (attention maps, learning curves, failure grids), :mod:`~course_utils.plots.encoders`
-(patches, positions, pixels, similarities) and :mod:`~course_utils.plots.results` (data
-and results); every figure is importable from here: ``plots.patch_attention(...)``.
+(patches, positions, pixels, similarities), :mod:`~course_utils.plots.results` (data
+and results) and :mod:`~course_utils.plots.scaling` (error against data and width); every
+figure is importable from here: ``plots.patch_attention(...)``.
 """
 
 from course_utils.plots.attention import (
@@ -29,11 +30,14 @@ from course_utils.plots.results import (
     show_examples,
     table_heatmap,
 )
+from course_utils.plots.scaling import error_vs_examples, error_vs_width
 
 __all__ = [
     "accuracy_vs_data",
     "attention_heatmap",
     "bar_panels",
+    "error_vs_examples",
+    "error_vs_width",
     "failure_grid",
     "flan_curve",
     "grouped_bars",

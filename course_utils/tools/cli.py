@@ -11,7 +11,7 @@ Commands:
   bench-index [--sizes N ...] [--dim D] [--queries Q] [--threads T] [--json PATH]
                         time exact search against FAISS's flat, IVF, HNSW and IVF-PQ indexes
   reproduce [NAME ...]  retrain the shipped models in data/ from their recipes, and the stored
-                        FLAN curve (flan-curve) [--threads N]
+                        FLAN curve (flan-curve) and scaling sweeps (scaling-sweeps) [--threads N]
   sync-setup            rewrite every chapter's setup cell and Colab badge from course_utils.tools.colab
   exercises [--markdown]  the table of every exercise: difficulty, minutes, points, what it checks
   site                  build the course's website (build/site/) from what `run` executed
@@ -233,21 +233,23 @@ def _cmd_bench_index(args) -> int:
 def _cmd_reproduce(args) -> int:
     from dataclasses import replace
 
-    from course_utils import flan
+    from course_utils import flan, scaling
     from course_utils.shipped import list_pretrained, reproduce
 
     if args.threads is not None and args.threads < 1:
         raise ValueError(f"--threads must be >= 1, got {args.threads}")
-    known = [*list_pretrained(), flan.NAME]
+    stored = {flan.NAME: flan, scaling.NAME: scaling}  # results stored beside the models
+    known = [*list_pretrained(), *stored]
     names = args.names or known
     for name in names:  # check every name before hours of training
         if name not in known:
             raise ValueError(f"unknown pretrained model {name!r}; known: {', '.join(known)}")
     for name in names:
-        if name == flan.NAME:
-            recipe = flan.RECIPE if args.threads is None else replace(flan.RECIPE, threads=args.threads)
-            curve = flan.reproduce(recipe=recipe)
-            print(f"{name}: {len(curve['points'])} points in {curve['seconds']} s")
+        if name in stored:
+            module = stored[name]
+            recipe = module.RECIPE if args.threads is None else replace(module.RECIPE, threads=args.threads)
+            result = module.reproduce(recipe=recipe)
+            print(f"{name}: {len(result['points'])} points in {result['seconds']} s")
             continue
         card = reproduce(name, threads=args.threads)
         print(f"{name}: trained in {card['train_seconds']} s; metrics {card['metrics']}")

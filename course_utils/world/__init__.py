@@ -12,6 +12,7 @@ Import the module you need (``from course_utils.world import scenes, questions``
 ``descriptions``   captions, referring expressions, label checks
 ``edits``          edit instructions, their programs and true targets (chapters 01, 12)
 ``foils``          true descriptions beside the same words made false (chapter 11)
+``clips``          two-frame clips: one object moved, or only the rendering (chapter 14)
 ``examples``       the raw examples of one split
 ``handwritten``    questions written by hand, a fixed evaluation set
 ``data``           the Hugging Face datasets, their splits and their cache

@@ -76,12 +76,13 @@ def image_cell(scene: dict) -> dict:
 
 
 def images_to_array(split, column: str = "image"):
-    """All images of a split as one ``(N, H, W, 3)`` uint8 NumPy array (fast path).
+    """All images of a split as one ``(N, H, W, 3)`` uint8 NumPy array (fast path), in the
+    split's order: a ``select``-ed, ``filter``-ed or shuffled split gives its own rows.
 
     Used in chapter 07, "1. One space for images and captions"."""
     import numpy as np
 
-    cells = split.data.column(column).to_pylist()
+    cells = split.with_format("arrow")[column].to_pylist()  # the raw table ignores a selection
     if not cells:
         return np.zeros((0, 0, 0, 3), np.uint8)
     return np.stack([decode_png(c["bytes"]) for c in cells])
