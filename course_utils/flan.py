@@ -77,15 +77,11 @@ def train_point(kind: str, num_templates: int, recipe: FlanRecipe = RECIPE, prog
     """Train one point of the curve; returns ``{"kind", "num_templates", "seconds", <split>: accuracy}``.
 
     Used in chapter 06, "10. How much diversity buys: the FLAN curve"."""
-    import torch
+    from course_utils.runtime import torch_threads
 
     _check(kind, num_templates, recipe)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(recipe.threads)
-    try:
+    with torch_threads(recipe.threads):
         return _train_point(kind, num_templates, recipe, progress)
-    finally:
-        torch.set_num_threads(threads)
 
 
 def _train_point(kind: str, num_templates: int, recipe: FlanRecipe, progress: bool) -> dict:

@@ -7,6 +7,7 @@ one-line version report so that a student's bug report says what they ran.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import platform
@@ -213,6 +214,25 @@ def append_results(key: str, values: dict) -> None:
     data = json.loads(path.read_text()) if path.exists() else {}
     data.setdefault(key, {}).update(values)
     path.write_text(json.dumps(data, indent=1))
+
+
+@contextlib.contextmanager
+def torch_threads(n: int):
+    """``with torch_threads(2): ...`` runs the block with ``torch.set_num_threads(n)`` and
+    restores the previous number afterwards, also when the block raises. Small models train
+    fastest on few threads; the last bits of every sum depend on how many.
+
+    Used in chapter 06, "10. How much diversity buys: the FLAN curve"."""
+    import torch
+
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise ValueError(f"n must be a positive int (threads), got {n!r}")
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield n
+    finally:
+        torch.set_num_threads(before)
 
 
 class Timer:

@@ -23,7 +23,7 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from course_utils.runtime import data_dir
+from course_utils.runtime import data_dir, torch_threads
 
 #: The name of the stored sweeps, for ``python -m course_utils reproduce``.
 NAME = "scaling-sweeps"
@@ -122,17 +122,6 @@ def flip_examples(tensors: dict, instructions: list[str], tokenizer, which, swap
     return out
 
 
-def _with_threads(threads: int, fn, *args):
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(threads)
-    try:
-        return fn(*args)
-    finally:
-        torch.set_num_threads(before)
-
-
 def _train(train: dict, test: dict, tokenizer, width: int, lr: float, recipe: SweepRecipe,
            progress: bool, desc: str) -> dict:
     from course_utils import fusion
@@ -166,8 +155,9 @@ def train_point(n: int, width: int, lr: float, recipe: SweepRecipe = RECIPE, ten
     if n > len(tensors["train"]["labels"]):
         raise ValueError(f"n: the data has {len(tensors['train']['labels'])} training examples, asked for {n}")
     train = {k: v[:n] for k, v in tensors["train"].items()}
-    out = _with_threads(recipe.threads, _train, train, tensors["test"], tensors["tokenizer"], width, lr,
-                        recipe, progress, f"n={n}, width={width}, lr={lr:g}")
+    with torch_threads(recipe.threads):
+        out = _train(train, tensors["test"], tensors["tokenizer"], width, lr, recipe, progress,
+                     f"n={n}, width={width}, lr={lr:g}")
     del out["correct"]
     return {"n": n, "width": width, "lr": lr, **out, "error": round(1 - out["test"], 4),
             "seconds": round(time.perf_counter() - start, 1)}
@@ -193,8 +183,9 @@ def train_augmentation(augmentation: str, recipe: SweepRecipe = RECIPE, question
         which = torch.rand(len(train["labels"]), generator=torch.Generator().manual_seed(recipe.seed)) < recipe.aug_p
         train = flip_examples(train, list(questions["train"]["instruction"]), tok, which,
                               swap_words=augmentation == "flip+text")
-    out = _with_threads(recipe.threads, _train, train, test, tok, recipe.width, recipe.lr, recipe,
-                        progress, f"augmentation: {augmentation}")
+    with torch_threads(recipe.threads):
+        out = _train(train, test, tok, recipe.width, recipe.lr, recipe, progress,
+                     f"augmentation: {augmentation}")
     sided = torch.tensor([" left" in q or " right" in q for q in questions["test"]["instruction"]])
     correct = out.pop("correct")
     return {"augmentation": augmentation, **out,

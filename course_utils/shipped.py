@@ -30,7 +30,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from course_utils.runtime import data_dir
+from course_utils.runtime import data_dir, torch_threads
 from course_utils.world import data, encoding, handwritten, programs, vocabulary
 
 #: The generated evaluation splits of a VQA card, then the hand-written questions.
@@ -402,7 +402,6 @@ def reproduce(name: str, folder: Path | None = None, progress: bool = True,
 
 
 def _reproduce_vqa(name: str, recipe: Recipe, weights: Path, progress: bool) -> dict:
-    import torch
 
     from course_utils import fusion
     from course_utils.training import fit, save_checkpoint
@@ -418,13 +417,9 @@ def _reproduce_vqa(name: str, recipe: Recipe, weights: Path, progress: bool) -> 
     model = fusion.build_model(recipe.kind, **encoding.model_sizes(tok), **recipe.model_config)
     features = getattr(model, "features", None)
     if features is not None:  # a frozen pretrained text encoder: encode each instruction once,
-        train_threads = torch.get_num_threads()  # on every core (a 22 M-parameter encoder uses
-        torch.set_num_threads(os.cpu_count() or 1)  # them; the small model trains best on few)
-        try:
-            for t in (train, val, *evals.values()):
+        with torch_threads(os.cpu_count() or 1):  # on every core (a 22 M-parameter encoder uses
+            for t in (train, val, *evals.values()):  # them; the small model trains best on few)
                 features.warm(t["input_ids"], t["attention_mask"])
-        finally:
-            torch.set_num_threads(train_threads)
     prep_s = time.perf_counter() - start
     history = fit(model, train, val, steps=recipe.steps, batch_size=recipe.batch_size,
                   lr=recipe.lr, seed=recipe.seed, progress=progress, desc=name)

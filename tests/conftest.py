@@ -24,12 +24,10 @@ def _isolated_cache(tmp_path, monkeypatch):
 def one_thread():
     """One torch thread for a test module's small models (they train fastest so, and the
     machine may be shared), restored afterwards."""
-    import torch
+    from course_utils.runtime import torch_threads
 
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+    with torch_threads(1):
+        yield
 
 
 # ---- the checker tests' stand-ins for a student's answer ----------------------------------

@@ -72,3 +72,18 @@ def test_report_prints_and_records(tmp_path, monkeypatch, capsys):
     assert json.loads(results.read_text())["metrics"] == {"test_acc": 0.9325, "steps": 10}
     with pytest.raises(TypeError, match="metric 'bad'"):
         runtime.report(bad=[1, 2])
+
+
+def test_torch_threads_sets_and_restores_the_number_of_threads():
+    import torch
+
+    before = torch.get_num_threads()
+    with runtime.torch_threads(1) as n:
+        assert n == 1 and torch.get_num_threads() == 1
+    assert torch.get_num_threads() == before
+    with pytest.raises(RuntimeError), runtime.torch_threads(1):
+        raise RuntimeError("a failing block")
+    assert torch.get_num_threads() == before  # restored after an error too
+    for bad in (0, 1.5, True):
+        with pytest.raises(ValueError, match="n must be a positive int"), runtime.torch_threads(bad):
+            pass

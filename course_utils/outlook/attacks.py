@@ -27,6 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from course_utils.outlook.inputs import check_batch
 from course_utils.world import scenes
 
 #: One pixel level (1/255 of the range) in the normalised scale ``(x / 255 - 0.5) / 0.5``.
@@ -39,23 +40,6 @@ __all__ = ["LEVEL", "INJECTION", "fgsm", "pgd", "quantize", "attack_success", "p
 
 
 # ---- argument checks ------------------------------------------------------------------------
-
-
-def _shape(x) -> str:
-    return str(tuple(x.shape)) if isinstance(x, Tensor) else type(x).__name__
-
-
-def _check_batch(pixel_values, input_ids, labels) -> None:
-    x = pixel_values
-    if not isinstance(x, Tensor) or x.dim() != 4 or x.shape[1] != 3 or not x.is_floating_point():
-        raise ValueError(f"pixel_values must be a float tensor (B, 3, H, W), got {_shape(x)}")
-    b = pixel_values.shape[0]
-    if not isinstance(input_ids, Tensor) or input_ids.dim() != 2 or input_ids.shape[0] != b:
-        raise ValueError(f"input_ids must be (B, T) with B = {b}, one instruction per image")
-    if (not isinstance(labels, Tensor) or labels.shape != (b,) or labels.is_floating_point()
-            or labels.dtype == torch.bool):
-        raise ValueError(f"labels must be an integer tensor ({b},), one answer id per image, "
-                         f"got {_shape(labels)}")
 
 
 def _check_number(name: str, value, minimum: float = 0.0) -> float:
@@ -91,7 +75,7 @@ def fgsm(model, pixel_values: Tensor, input_ids: Tensor, attention_mask: Tensor 
     sign(grad_x CE(model(x), labels)), -1, 1)``. ``epsilon`` is in pixel levels (0-255).
 
     Built in chapter 14, "2. Adversarial pixels: FGSM and PGD"."""
-    _check_batch(pixel_values, input_ids, labels)
+    check_batch(pixel_values, input_ids, labels)
     eps = _check_number("epsilon", epsilon) * LEVEL
     grad = _loss_gradient(model, pixel_values, input_ids, attention_mask, labels)
     return (pixel_values.detach() + eps * grad.sign()).clamp(-1, 1)
@@ -108,7 +92,7 @@ def pgd(model, pixel_values: Tensor, input_ids: Tensor, attention_mask: Tensor |
     point of the ball (drawn with ``generator``). Returns the last iterate.
 
     Built in chapter 14, "2. Adversarial pixels: FGSM and PGD"."""
-    _check_batch(pixel_values, input_ids, labels)
+    check_batch(pixel_values, input_ids, labels)
     eps = _check_number("epsilon", epsilon) * LEVEL
     steps = _check_count("steps", steps)
     if step_size is None:
@@ -204,7 +188,7 @@ def patch_attack(model, pixel_values: Tensor, input_ids: Tensor, attention_mask:
     levels). Returns the last iterate.
 
     Built in chapter 14, "3. A sticker and a sentence: patch attacks and instruction injection"."""
-    _check_batch(pixel_values, input_ids, labels)
+    check_batch(pixel_values, input_ids, labels)
     steps, lr = _check_count("steps", steps, 0), _check_number("lr", lr)
     h, w = pixel_values.shape[-2:]
     if h != w:

@@ -27,6 +27,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from course_utils.outlook.inputs import check_batch, check_images, describe
 from course_utils.world import scenes
 
 #: The world's default background colour, RGB 0-255.
@@ -43,17 +44,6 @@ __all__ = [
 # ---- argument checks ------------------------------------------------------------------------
 
 
-def _shape(x) -> str:
-    return str(tuple(x.shape)) if isinstance(x, Tensor) else type(x).__name__
-
-
-def _check_images(x, name: str = "pixel_values") -> None:
-    if not isinstance(x, Tensor) or x.dim() != 4 or x.shape[1] != 3:
-        raise ValueError(f"{name} must be a float tensor (B, 3, H, W), got {_shape(x)}")
-    if not x.is_floating_point():
-        raise ValueError(f"{name} must be floating point (normalised), got {x.dtype}")
-
-
 def _check_cell_ids(cells, batch: int, n_cells: int, name: str) -> Tensor:
     cells = torch.as_tensor(cells)
     if cells.shape != (batch,) or cells.is_floating_point() or cells.dtype == torch.bool:
@@ -68,7 +58,7 @@ def _check_cell_ids(cells, batch: int, n_cells: int, name: str) -> Tensor:
 def _check_maps(name: str, heat) -> None:
     if not isinstance(heat, Tensor) or heat.dim() != 2:
         raise ValueError(f"{name} must be a tensor (B, cells), one score per cell, "
-                         f"got {_shape(heat)}")
+                         f"got {describe(heat)}")
 
 
 def _cell_size(pixel_values: Tensor, grid: int) -> int:
@@ -107,7 +97,7 @@ def blank_like(pixel_values: Tensor, fill=None) -> Tensor:
     integrated gradients in this world.
 
     Used in chapter 14, "1. Are attention maps explanations?"."""
-    _check_images(pixel_values)
+    check_images(pixel_values)
     return _fill_of(fill, pixel_values).expand_as(pixel_values).clone()
 
 
@@ -159,7 +149,7 @@ def hide_cells(pixel_values: Tensor, cells: Tensor, fill=None, grid: int = GRID)
     world's background), as if no object were there. The input is not modified.
 
     Built in chapter 14, "1. Are attention maps explanations?"."""
-    _check_images(pixel_values)
+    check_images(pixel_values)
     size = _cell_size(pixel_values, grid)
     cells = _check_cell_ids(cells, pixel_values.shape[0], grid * grid, "cells")
     fill = _fill_of(fill, pixel_values)
@@ -173,18 +163,13 @@ def hide_cells(pixel_values: Tensor, cells: Tensor, fill=None, grid: int = GRID)
 
 
 def _check_ig(pixel_values, input_ids, target, baseline, steps, batch_size) -> Tensor:
-    _check_images(pixel_values)
-    b = pixel_values.shape[0]
-    if not isinstance(input_ids, Tensor) or input_ids.dim() != 2 or input_ids.shape[0] != b:
-        raise ValueError(f"input_ids must be (B, T) with B = {b}, one instruction per image")
-    target = torch.as_tensor(target, device=pixel_values.device)
-    if target.shape != (b,) or target.is_floating_point() or target.dtype == torch.bool:
-        raise ValueError(f"target must be an integer tensor ({b},), one answer id per image, "
-                         f"got {tuple(target.shape)} {target.dtype}")
+    check_images(pixel_values)
+    target = torch.as_tensor(target, device=pixel_values.device)  # a list of ids will do
+    check_batch(pixel_values, input_ids, target, name="target")
     shape = pixel_values.shape
     if baseline is not None and (not isinstance(baseline, Tensor) or baseline.shape != shape):
         raise ValueError(f"baseline must have the shape of pixel_values {tuple(shape)}, "
-                         f"got {_shape(baseline)}")
+                         f"got {describe(baseline)}")
     for name, value in (("steps", steps), ("batch_size", batch_size)):
         if not isinstance(value, int) or isinstance(value, bool) or value < 1:
             raise ValueError(f"{name} must be an int >= 1, got {value!r}")
@@ -238,7 +223,7 @@ def cell_scores(attributions: Tensor, grid: int = GRID) -> Tensor:
     mass, the sum of absolute values over its channels and pixels (row-major cells).
 
     Built in chapter 14, "1. Are attention maps explanations?"."""
-    _check_images(attributions, "attributions")
+    check_images(attributions, "attributions")
     size = _cell_size(attributions, grid)
     b = attributions.shape[0]
     mass = attributions.abs().sum(1)  # (B, H, W)

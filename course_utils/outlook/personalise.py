@@ -32,7 +32,6 @@ from course_utils.world.programs import (
     Retry,
     World,
     answer,
-    answer_vocab,
     matches,
     related,
     unique,
@@ -230,8 +229,7 @@ def question_tensors(vqa: VQAModel, questions: list[dict], text: str = "instruct
 
     images = [np.asarray(scenes.render(q["scene"])) for q in questions]
     batch = vqa.encode(images, [q[text] for q in questions])
-    index = {a: i for i, a in enumerate(answer_vocab())}
-    return {**batch, "labels": torch.tensor([index[q["answer"]] for q in questions])}
+    return {**batch, "labels": encoding.answer_labels([q["answer"] for q in questions])}
 
 
 def accuracy(vqa: VQAModel, tensors: dict) -> float:

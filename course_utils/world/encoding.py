@@ -133,15 +133,25 @@ def to_tensors(split, tokenizer=None, max_length: int | None = None) -> dict:
         max_length=max_length,
         return_tensors="pt",
     )
-    index = {a: i for i, a in enumerate(answer_vocab())}
     fams = {f: i for i, f in enumerate(FAMILIES)}
     return {
         "pixel_values": normalize_images(images_to_array(split)),
         "input_ids": enc["input_ids"],
         "attention_mask": enc["attention_mask"],
-        "labels": torch.tensor([index.get(a, -100) for a in split["answer"]], dtype=torch.long),
+        "labels": answer_labels(split["answer"]),
         "task_ids": torch.tensor([fams.get(t, -1) for t in split["task"]], dtype=torch.long),
     }
+
+
+def answer_labels(answers):
+    """Answers as label ids ``(N,)``: indices in :func:`answer_vocab`, ``-100`` (ignored by the
+    loss) for an answer outside it, such as a caption.
+
+    Used in chapter 06, "7. Images: from pixels to `pixel_values`"."""
+    import torch
+
+    index = {a: i for i, a in enumerate(answer_vocab())}
+    return torch.tensor([index.get(a, -100) for a in answers], dtype=torch.long)
 
 
 def model_sizes(tokenizer=None) -> dict:
