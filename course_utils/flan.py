@@ -17,12 +17,11 @@ a minute); :func:`reproduce` trains the whole curve and stores it in
 from __future__ import annotations
 
 import json
-import platform
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
-from course_utils.runtime import data_dir
+from course_utils.runtime import data_dir, write_stored_results
 
 #: The name of the stored curve, for ``python -m course_utils reproduce``.
 NAME = "flan-curve"
@@ -144,15 +143,8 @@ def reproduce(folder: Path | None = None, progress: bool = True, recipe: FlanRec
 
     start = time.perf_counter()
     points = [train_point(kind, k, recipe, progress) for kind in recipe.kinds for k in recipe.templates]
-    curve = {
-        "name": NAME,
-        "description": "Accuracy on unseen templates, frames and synonyms against the number of "
+    write_stored_results(
+        path(folder), NAME, "Accuracy on unseen templates, frames and synonyms against the number of "
         "training templates (question cores per group), from-scratch vs frozen-MiniLM instruction encoder.",
-        "recipe": asdict(recipe),
-        "points": points,
-        "seconds": round(time.perf_counter() - start, 1),
-        "torch_threads": torch.get_num_threads(),
-        "versions": {"python": platform.python_version(), "torch": torch.__version__},
-    }
-    path(folder).write_text(json.dumps(curve, indent=1) + "\n")
+        recipe, time.perf_counter() - start, torch.get_num_threads(), points=points)
     return load_curve(folder)  # as stored: JSON lists, not tuples

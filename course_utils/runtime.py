@@ -216,6 +216,25 @@ def append_results(key: str, values: dict) -> None:
     path.write_text(json.dumps(data, indent=1))
 
 
+def write_stored_results(path: Path, name: str, description: str, recipe, seconds: float,
+                         threads: int, **results) -> Path:
+    """Write the results of a ``reproduce`` command (the FLAN curve, the scaling sweeps) as one
+    JSON file: ``name``, ``description``, the ``recipe`` (a dataclass), the ``results``
+    (e.g. ``points=[...]``), the seconds it took, the torch threads and the versions used.
+
+    Used in chapter 06, "10. How much diversity buys: the FLAN curve"."""
+    from dataclasses import asdict
+
+    import torch
+
+    stored = {"name": name, "description": description, "recipe": asdict(recipe), **results,
+              "seconds": round(seconds, 1), "torch_threads": threads,
+              "versions": {"python": platform.python_version(), "torch": torch.__version__}}
+    path = Path(path)
+    path.write_text(json.dumps(stored, indent=1) + "\n")
+    return path
+
+
 @contextlib.contextmanager
 def torch_threads(n: int):
     """``with torch_threads(2): ...`` runs the block with ``torch.set_num_threads(n)`` and

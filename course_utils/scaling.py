@@ -18,12 +18,11 @@ from __future__ import annotations
 
 import json
 import math
-import platform
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
-from course_utils.runtime import data_dir, torch_threads
+from course_utils.runtime import data_dir, torch_threads, write_stored_results
 
 #: The name of the stored sweeps, for ``python -m course_utils reproduce``.
 NAME = "scaling-sweeps"
@@ -278,25 +277,16 @@ def reproduce(folder: Path | None = None, progress: bool = True, recipe: SweepRe
     """Train every point of the sweeps and the augmentation runs; write them to :func:`path`.
 
     Used in chapter 13, "1. More data: error against examples (FAQ 9.2)"."""
-    import torch
 
     start = time.perf_counter()
     tensors = sweep_data(recipe)
     points = [train_point(n, w, lr, recipe, tensors, progress) for n, w, lr in planned_points(recipe)]
     questions = place_questions(recipe)
     augmentation = [train_augmentation(a, recipe, questions, progress) for a in AUGMENTATIONS]
-    sweeps = {
-        "name": NAME,
-        "description": "Test error of slot_read on the world's attribute questions against the number "
-        "of training examples, the model's width and the learning rate (the same steps for every "
-        "point), and place questions trained with no augmentation, a flip with the words swapped, "
-        "and a flip alone.",
-        "recipe": asdict(recipe),
-        "points": points,
-        "augmentation": augmentation,
-        "seconds": round(time.perf_counter() - start, 1),
-        "torch_threads": recipe.threads,
-        "versions": {"python": platform.python_version(), "torch": torch.__version__},
-    }
-    path(folder).write_text(json.dumps(sweeps, indent=1) + "\n")
+    write_stored_results(
+        path(folder), NAME, "Test error of slot_read on the world's attribute questions against the "
+        "number of training examples, the model's width and the learning rate (the same steps for "
+        "every point), and place questions trained with no augmentation, a flip with the words "
+        "swapped, and a flip alone.",
+        recipe, time.perf_counter() - start, recipe.threads, points=points, augmentation=augmentation)
     return load_sweeps(folder)  # as stored: JSON lists, not tuples

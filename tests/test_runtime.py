@@ -87,3 +87,18 @@ def test_torch_threads_sets_and_restores_the_number_of_threads():
     for bad in (0, 1.5, True):
         with pytest.raises(ValueError, match="n must be a positive int"), runtime.torch_threads(bad):
             pass
+
+
+def test_stored_results_record_the_recipe_the_results_and_the_versions(tmp_path):
+    from dataclasses import dataclass
+
+    @dataclass
+    class Recipe:
+        steps: int = 3
+
+    path = runtime.write_stored_results(tmp_path / "r.json", "tiny", "what it is", Recipe(), 1.234, 2,
+                                        points=[{"n": 1}], extra={"a": 1})
+    stored = json.loads(path.read_text())
+    assert stored["name"] == "tiny" and stored["recipe"] == {"steps": 3} and stored["points"] == [{"n": 1}]
+    assert stored["extra"] == {"a": 1} and stored["seconds"] == 1.2 and stored["torch_threads"] == 2
+    assert stored["versions"]["torch"] == torch.__version__

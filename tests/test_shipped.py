@@ -102,13 +102,15 @@ def test_shipped_model_meets_the_course_targets():
 
 
 def test_pretrained_instruction_encoder_generalises_to_unseen_words_and_people():
-    """What the cards show (issue 11's targets, 97 / 95 / 93 / 90 %, are not met yet: the MiniLM
-    model has not learned compare questions on the richer language; see its card and chapter 09)."""
+    """Issue 11's targets, from the card (which the test above re-evaluates): 97 % on test, 93 %
+    on unseen words, 90 % on hand-written questions; 95 % on unseen templates is missed by one
+    question of 2,000 (templates that name the comparison's reference first; chapter 09)."""
     scratch, minilm = model_card(NAME)["metrics"], model_card(MINILM)["metrics"]
-    assert minilm["test_synonyms"] >= 0.85 and minilm[shipped.HANDWRITTEN] >= 0.78
-    for split in ("test_synonyms", shipped.HANDWRITTEN):
+    assert minilm["test"] >= 0.97 and minilm["test_synonyms"] >= 0.93 and minilm[shipped.HANDWRITTEN] >= 0.90
+    assert minilm["test_paraphrase"] >= 0.94
+    for split in ("test_paraphrase", "test_synonyms", shipped.HANDWRITTEN):
         assert minilm[split] > scratch[split] + 0.05, split
-    assert minilm["test/compare"] < 0.8 < scratch["test/compare"]  # the known gap, until it is fixed
+    assert RECIPES[MINILM].init_from == NAME  # started from the from-scratch model's weights
 
 
 @pytest.mark.parametrize("name", [NAME, MINILM])
@@ -144,8 +146,15 @@ def test_answer_rejects_bad_input_clearly(vqa, images, instructions, message):
 @pytest.mark.parametrize("name, vocab_size", [(NAME, 408), (MINILM, 30522)])
 def test_reproduce_writes_weights_and_a_card_that_agree(name, vocab_size, tmp_path, monkeypatch):
     monkeypatch.setenv("COURSE_CACHE_DIR", str(tmp_path / "cache"))
-    tiny = dataclasses.replace(RECIPES[name], n_train=256, n_eval=32, steps=3, batch_size=32,
-                               model_config={"hidden_size": 16, "num_heads": 2})
+    def small(recipe):
+        return dataclasses.replace(recipe, n_train=256, n_eval=32, steps=3, batch_size=32,
+                                   model_config={**recipe.model_config, "hidden_size": 16, "num_heads": 2})
+
+    tiny = small(RECIPES[name])
+    if tiny.init_from:  # the model it starts from, at the same small size, trained here first
+        monkeypatch.setitem(RECIPES, "tiny-source", small(RECIPES[tiny.init_from]))
+        shipped.reproduce("tiny-source", folder=tmp_path, progress=False)
+        tiny = dataclasses.replace(tiny, init_from="tiny-source")
     monkeypatch.setitem(RECIPES, "tiny", tiny)
     card = shipped.reproduce("tiny", folder=tmp_path, progress=False)
     assert (tmp_path / "tiny.safetensors").is_file() and (tmp_path / "tiny.json").is_file()
@@ -153,6 +162,32 @@ def test_reproduce_writes_weights_and_a_card_that_agree(name, vocab_size, tmp_pa
     assert card["model_config"]["vocab_size"] == len(model.tokenizer) == vocab_size  # the kind's tokenizer
     assert model.card["metrics"] == card["metrics"]
     assert evaluate_model(model.model, evaluation_data(tiny)) == card["metrics"]
+
+
+def test_warm_start_copies_every_tensor_of_the_same_name_and_shape(tmp_path):
+    import torch
+
+    from course_utils import fusion
+    from course_utils.training import save_checkpoint
+
+    sizes = {"hidden_size": 16, "num_heads": 2, "num_queries": 6}
+    torch.manual_seed(0)
+    source = fusion.build_model("slot_read", vocab_size=50, num_answers=34, **sizes)
+    save_checkpoint(source, tmp_path / "source.safetensors")
+    target = fusion.build_model("slot_read_minilm", vocab_size=30522, num_answers=34, **sizes)
+    before = {k: v.clone() for k, v in target.state_dict().items()}
+    copied = shipped.warm_start(target, tmp_path / "source.safetensors")
+    after, theirs = target.state_dict(), source.state_dict()
+    assert "tokens.weight" not in copied and "positions.weight" in copied
+    assert set(copied) == set(after) - {k for k in after if k.startswith("text_in.")}
+    assert all(torch.equal(after[k], theirs[k]) for k in copied)
+    assert all(torch.equal(after[k], before[k]) for k in after if k not in copied)  # MiniLM's projection
+    with pytest.raises(FileNotFoundError, match="no weights to start from"):
+        shipped.warm_start(target, tmp_path / "missing.safetensors")
+    other = fusion.build_model("slot_read", vocab_size=50, num_answers=3, hidden_size=8, num_heads=2)
+    save_checkpoint(other, tmp_path / "other.safetensors")
+    copied = shipped.warm_start(target, tmp_path / "other.safetensors")  # only shape-free tensors match
+    assert all(after[k].shape == other.state_dict()[k].shape for k in copied)
 
 
 def test_reproduce_encoders_writes_a_card_that_agrees(tmp_path, monkeypatch):
