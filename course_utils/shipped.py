@@ -55,6 +55,8 @@ class Recipe:
     ``init_from`` names a shipped model of the same design whose weights start this one:
     every tensor whose name and shape match is copied (``vqa-slot-read-minilm`` starts from
     ``vqa-slot-read``: all but the word embeddings, which MiniLM's features replace).
+    ``freeze`` names a part of the captioner that keeps its loaded weights (``"image_encoder"``:
+    ``clip-stage1``'s, chapter 10).
 
     Used in chapter 09, "1. The shipped model and its evaluation splits".
     """
@@ -71,6 +73,7 @@ class Recipe:
     model_config: dict = field(default_factory=dict)
     stage1_steps: int = 0
     init_from: str = ""
+    freeze: str = ""
 
 
 CONTRASTIVE = "contrastive"
@@ -104,11 +107,11 @@ RECIPES = {
     ),
     "describe-caption": Recipe(
         kind=CAPTIONER,
-        description="Chapter 10's captioner: clip-stage1's image encoder, a projector and a "
+        description="Chapter 10's captioner: clip-stage1's image encoder (frozen), a projector and a "
         "small GPT-2 decoder (captioning.Captioner) trained with teacher forcing to describe "
         "a scene briefly, in detail or as a one-line summary, as the instruction asks.",
         n_train=30_000, n_eval=1_000, steps=4_000, batch_size=64, lr=3e-3, stage1_steps=1_000,
-        model_config={"width": 64, "layers": 2},
+        model_config={"width": 64, "layers": 2}, freeze="image_encoder",
     ),
     "retrieval-negclip": Recipe(
         kind=RETRIEVER,

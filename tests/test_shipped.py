@@ -293,6 +293,16 @@ def test_reproduce_captioner_writes_weights_and_a_card_that_agree(tmp_path, monk
     describer = shipped.load_pretrained("tiny-caption", folder=tmp_path)
     assert describer.model.config.width == 16
     assert evaluate_captioner(describer.model, evaluation_data(tiny)) == card["metrics"]
+    import torch
+    from safetensors.torch import load_file
+
+    clip = load_file(str(shipped.paths(CLIP)[0]))  # the frozen part is exactly as loaded
+    assert tiny.freeze == "image_encoder"
+    assert all(torch.equal(v, clip[f"image_encoder.{k}"])
+               for k, v in describer.model.image_encoder.state_dict().items())
+    monkeypatch.setitem(RECIPES, "bad-freeze", dataclasses.replace(tiny, freeze="nope"))
+    with pytest.raises(ValueError, match="freeze='nope' names no part of the captioner"):
+        shipped.reproduce("bad-freeze", folder=tmp_path, progress=False)
 
 
 # ---- the retriever (chapter 11) -----------------------------------------------------------

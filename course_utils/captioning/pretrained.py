@@ -90,8 +90,8 @@ def evaluate_captioner(model: Captioner, splits: dict) -> dict:
 
 
 def reproduce_captioner(recipe, weights: Path, progress: bool = True) -> dict:
-    """Train the captioner from ``clip-stage1``'s image encoder on ``recipe``'s data; write
-    the weights and return the card's fields. ``recipe.stage1_steps`` steps on the detailed
+    """Train the captioner from ``clip-stage1``'s image encoder (frozen when ``recipe.freeze``
+    names it) on ``recipe``'s data; write the weights and return the card's fields. ``recipe.stage1_steps`` steps on the detailed
     descriptions alone come first, then ``recipe.steps`` on all three forms.
 
     Used in chapter 10, "8. The shipped captioner and generalisation"."""
@@ -107,6 +107,10 @@ def reproduce_captioner(recipe, weights: Path, progress: bool = True) -> dict:
     model = Captioner(CaptionerConfig(vocab_size=len(tok), eos_token_id=tok.sep_token_id,
                                       vision=cdata.vision_config(), **recipe.model_config))  # fmt: skip
     model.load_image_encoder(data_dir() / "clip-stage1.safetensors")
+    if recipe.freeze:  # e.g. the image encoder: it stays as pretrained
+        if not isinstance(getattr(model, recipe.freeze, None), torch.nn.Module):
+            raise ValueError(f"freeze={recipe.freeze!r} names no part of the captioner")
+        getattr(model, recipe.freeze).requires_grad_(False)
     prep_s = time.perf_counter() - start
     seconds = 0.0
     if recipe.stage1_steps:  # detailed descriptions first: their positions make reading easy
