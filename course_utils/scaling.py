@@ -277,7 +277,6 @@ def reproduce(folder: Path | None = None, progress: bool = True, recipe: SweepRe
     """Train every point of the sweeps and the augmentation runs; write them to :func:`path`.
 
     Used in chapter 13, "1. More data: error against examples (FAQ 9.2)"."""
-
     start = time.perf_counter()
     tensors = sweep_data(recipe)
     points = [train_point(n, w, lr, recipe, tensors, progress) for n, w, lr in planned_points(recipe)]

@@ -378,6 +378,10 @@ def reproduce(name: str, folder: Path | None = None, progress: bool = True,
     from course_utils.runtime import seed_everything
 
     recipe = _check_name(name)
+    if recipe.freeze and recipe.kind != CAPTIONER:
+        raise ValueError(f"{name}: freeze is read by the captioner's recipe only, not by kind {recipe.kind!r}")
+    if recipe.init_from and recipe.kind in (CAPTIONER, RETRIEVER, EDITOR, CONTRASTIVE):
+        raise ValueError(f"{name}: init_from is read by the VQA recipes only, not by kind {recipe.kind!r}")
     if threads is not None:
         if threads < 1:
             raise ValueError(f"threads must be >= 1, got {threads}")

@@ -190,6 +190,15 @@ def test_warm_start_copies_every_tensor_of_the_same_name_and_shape(tmp_path):
     assert all(after[k].shape == other.state_dict()[k].shape for k in copied)
 
 
+@pytest.mark.parametrize("kind, field, value", [(CONTRASTIVE, "freeze", "image_encoder"),
+                                                (CAPTIONER, "init_from", NAME)])
+def test_a_recipe_field_its_kind_does_not_read_is_refused(kind, field, value, monkeypatch):
+    source = next(r for r in RECIPES.values() if r.kind == kind)
+    monkeypatch.setitem(RECIPES, "odd", dataclasses.replace(source, **{field: value}))
+    with pytest.raises(ValueError, match=f"odd: {field} is read by"):
+        shipped.reproduce("odd", progress=False)
+
+
 def test_reproduce_encoders_writes_a_card_that_agrees(tmp_path, monkeypatch):
     monkeypatch.setenv("COURSE_CACHE_DIR", str(tmp_path / "cache"))
     tiny = dataclasses.replace(RECIPES[CLIP], n_train=256, n_eval=64, steps=3, stage1_steps=2,

@@ -91,8 +91,9 @@ def evaluate_captioner(model: Captioner, splits: dict) -> dict:
 
 def reproduce_captioner(recipe, weights: Path, progress: bool = True) -> dict:
     """Train the captioner from ``clip-stage1``'s image encoder (frozen when ``recipe.freeze``
-    names it) on ``recipe``'s data; write the weights and return the card's fields. ``recipe.stage1_steps`` steps on the detailed
-    descriptions alone come first, then ``recipe.steps`` on all three forms.
+    names it) on ``recipe``'s data; write the weights and return the card's fields.
+    ``recipe.stage1_steps`` steps on the detailed descriptions alone come first, then
+    ``recipe.steps`` on all three forms.
 
     Used in chapter 10, "8. The shipped captioner and generalisation"."""
     from course_utils.runtime import data_dir
