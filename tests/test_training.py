@@ -45,6 +45,32 @@ def test_fit_is_reproducible_with_a_seed():
     assert runs[0] == runs[1]
 
 
+def test_fused_adamw_is_asked_for_where_pytorch_has_it_and_follows_the_same_rule():
+    assert training.fused_for("cpu") == {"fused": True}
+    assert training.fused_for(torch.device("cuda")) == {"fused": True}
+    assert training.fused_for("mps") == {} and training.fused_for("meta") == {}
+    # fit's fused AdamW and the default (foreach) AdamW take the same steps, up to rounding
+    torch.manual_seed(0)
+    fused = training.fit(Toy(), toy_data(), steps=30, batch_size=32, progress=False).train_loss
+    torch.manual_seed(0)
+    model, data = Toy(), toy_data()
+    optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3, weight_decay=0.01)
+    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: training.warmup_cosine(s, 30, 1))
+    gen, plain = torch.Generator().manual_seed(0), []
+    while len(plain) < 30:  # 16 batches an epoch
+        for batch in training.batches(data, 32, shuffle=True, generator=gen):
+            loss = nn.functional.cross_entropy(model(batch["features"]), batch["labels"])
+            optimizer.zero_grad()
+            loss.backward()
+            nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            optimizer.step()
+            schedule.step()
+            plain.append(loss.item())
+            if len(plain) == 30:
+                break
+    torch.testing.assert_close(torch.tensor(fused), torch.tensor(plain), rtol=1e-4, atol=1e-5)
+
+
 def test_sgd_optimizer_learns_and_unknown_optimizers_are_refused():
     torch.manual_seed(0)
     model = Toy()

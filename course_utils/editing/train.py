@@ -13,6 +13,7 @@ import time
 import torch
 
 from course_utils.editing import data as edata
+from course_utils.training import fused_for, warmup_cosine
 
 
 def fit(model, loss_of, tensors: dict, steps: int, batch_size: int = 64, lr: float = 2e-3,
@@ -23,13 +24,12 @@ def fit(model, loss_of, tensors: dict, steps: int, batch_size: int = 64, lr: flo
     Used in chapter 12, "2. Editor 1: the instruction as a program"."""
     from tqdm.auto import tqdm
 
-    from course_utils.training import warmup_cosine
-
     if steps <= 0 or batch_size <= 0:
         raise ValueError(f"steps and batch_size must be positive, got {steps} and {batch_size}")
     n = len(next(v for v in tensors.values() if isinstance(v, torch.Tensor)))
     device = next(model.parameters()).device
-    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.01)
+    params = list(model.parameters())
+    opt = torch.optim.AdamW(params, lr=lr, weight_decay=0.01, **fused_for(params[0].device))
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: warmup_cosine(s, steps, min(warmup, steps)))
     gen = torch.Generator().manual_seed(seed)
     losses, start = [], time.perf_counter()
