@@ -4,12 +4,14 @@ import pytest
 
 from course_utils.tools.budget import (
     BUDGETS,
+    COURSE_BUDGET,
     DEFAULT_BUDGET,
     REFERENCE_SECONDS,
     budget,
     multiple,
     reference_seconds,
 )
+from course_utils.tools.notebooks import list_chapters
 from course_utils.tools.runner import ChapterResult, format_table
 
 
@@ -38,3 +40,19 @@ def test_the_table_shows_multiples_slowest_cells_and_chapters_over_budget():
     assert "38.7 / 58" in table and "c29 43s" in table
     assert f"{DEFAULT_BUDGET + 1:.1f} / 58 OVER" in table
     assert table.splitlines()[4].split()[3] == "-"  # the unmeasured chapter
+
+
+def test_the_total_row_sums_the_multiples_and_holds_the_whole_course_to_its_budget():
+    assert COURSE_BUDGET * REFERENCE_SECONDS == pytest.approx(600, abs=1)  # 20 min, twice as slow
+    chapters = [p.stem for p in list_chapters()]
+    assert len(chapters) >= 14
+    share = COURSE_BUDGET / len(chapters)
+    inside = [ChapterResult(c, True, 1.0, multiple=share - 1) for c in chapters]
+    total = format_table(inside).splitlines()[-1]
+    assert f"{(share - 1) * len(chapters):.0f} / {COURSE_BUDGET:.0f}" in total and "OVER" not in total
+    over = [ChapterResult(c, True, 1.0, multiple=share + 1) for c in chapters]
+    assert f"{(share + 1) * len(chapters):.0f} / {COURSE_BUDGET:.0f} OVER" in format_table(over).splitlines()[-1]
+    # a run of some chapters only: their sum, and no course budget to compare it with
+    some = format_table(inside[:3]).splitlines()[-1]
+    assert f"{(share - 1) * 3:.1f}" in some and f"/ {COURSE_BUDGET:.0f}" not in some
+    assert format_table([ChapterResult(chapters[0], True, 1.0)]).splitlines()[-1].split()[4] == "-"

@@ -33,6 +33,11 @@ DEFAULT_BUDGET = 58.0
 #: (Chapter 10 had a limit of 85 until its own training run froze the pretrained image encoder:
 #: 500 steps now read the image where 700 did not, and it measures about 48.)
 BUDGETS = {"08": 235.0}
+#: The whole course, every chapter in one run (issue 17's target): 20 minutes on a machine twice
+#: as slow as the one the budgets were set on, so 600 s there, 387 references. Not met yet: the
+#: course measured 517 (chapter 08 alone 166). The run table's total row shows it whenever
+#: every chapter ran.
+COURSE_BUDGET = 387.0
 
 
 def budget(chapter: str) -> float:

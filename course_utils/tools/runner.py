@@ -222,6 +222,22 @@ def _multiple_text(r: ChapterResult) -> str:
     return f"{r.multiple:.1f} / {budget(r.chapter):.0f}{over}"
 
 
+def _total_multiple_text(results: list[ChapterResult]) -> str:
+    """The chapters' multiples summed; against the course's budget when every chapter of the
+    course ran and was measured (``517 / 387 OVER``), else the sum alone (``-`` if none)."""
+    from course_utils.tools.budget import COURSE_BUDGET
+    from course_utils.tools.notebooks import list_chapters
+
+    measured = [r.multiple for r in results if r.multiple is not None]
+    if not measured:
+        return "-"
+    course = {p.stem for p in list_chapters()}
+    if len(measured) < len(results) or not course or not course <= {r.chapter for r in results}:
+        return f"{sum(measured):.1f}"
+    over = " OVER" if sum(measured) > COURSE_BUDGET else ""
+    return f"{sum(measured):.0f} / {COURSE_BUDGET:.0f}{over}"
+
+
 def _slowest_text(r: ChapterResult) -> str:
     return ", ".join(f"c{i} {t:.0f}s" for i, _, t in r.slowest_cells) or "-"
 
@@ -245,7 +261,7 @@ def format_table(results: list[ChapterResult], markdown: bool = False) -> str:
     ]
     total = sum(r.seconds for r in results)
     rows.append(["total", f"{sum(r.passed for r in results)}/{len(results)} pass", f"{total:.1f}",
-                 "", "", "", ""])  # fmt: skip
+                 _total_multiple_text(results), "", "", ""])  # fmt: skip
     if markdown:
         lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
         lines += ["| " + " | ".join(row) + " |" for row in rows]
