@@ -35,7 +35,7 @@ from torch import Tensor, nn
 
 from course_utils.fusion import MLP, ImageEncoder, InstructionEncoder, make_config
 from course_utils.text import mean_pool
-from course_utils.training import fused_for
+from course_utils.training import adamw
 
 __all__ = [
     "clip_loss",
@@ -441,7 +441,7 @@ def _train_steps(loss_of, params, n_steps: int, desc: str, *, data, gen, batch_s
 
     pixels, ids, mask = data
     params = [p for p in params if p.requires_grad]
-    opt = torch.optim.AdamW(params, lr=lr, weight_decay=0.01, **fused_for(params[0].device))
+    opt = adamw(params, lr)
     sched = torch.optim.lr_scheduler.LambdaLR(
         opt, lambda s: warmup_cosine(s, n_steps, max(1, n_steps // 20)))
     losses = []

@@ -117,6 +117,18 @@ def fused_for(device) -> dict:
     return {"fused": True} if torch.device(device).type in ("cpu", "cuda") else {}
 
 
+def adamw(params, lr: float, weight_decay: float = 0.01) -> torch.optim.AdamW:
+    """AdamW over ``params`` (tensors that require grad), fused where PyTorch has the kernel
+    (:func:`fused_for`, on the parameters' device): the optimizer of every training loop in the
+    package. No parameters is a ``ValueError``.
+
+    Used in chapter 08, "2. A correct loop, from scratch — and the course's `training.fit`"."""
+    params = list(params)
+    if not params:
+        raise ValueError("nothing to train: no parameter requires grad")
+    return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay, **fused_for(params[0].device))
+
+
 def warmup_cosine(step: int, total: int, warmup: int) -> float:
     """Learning-rate multiplier: linear warm-up to 1, then cosine decay to 0.
 
@@ -202,7 +214,7 @@ def fit(
     if not trainable:
         raise ValueError("nothing to train: no parameter requires grad")
     if optimizer == "adamw":
-        optimizer = torch.optim.AdamW(trainable, lr=lr, weight_decay=weight_decay, **fused_for(device))
+        optimizer = adamw(trainable, lr, weight_decay)
     elif optimizer == "sgd":
         optimizer = torch.optim.SGD(trainable, lr=lr, momentum=0.9)
     else:

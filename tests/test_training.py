@@ -49,6 +49,9 @@ def test_fused_adamw_is_asked_for_where_pytorch_has_it_and_follows_the_same_rule
     assert training.fused_for("cpu") == {"fused": True}
     assert training.fused_for(torch.device("cuda")) == {"fused": True}
     assert training.fused_for("mps") == {} and training.fused_for("meta") == {}
+    assert training.adamw(Toy().parameters(), 1e-3).defaults["fused"] is True
+    with pytest.raises(ValueError, match="nothing to train"):
+        training.adamw([], 1e-3)
     # fit's fused AdamW and the default (foreach) AdamW take the same steps, up to rounding
     torch.manual_seed(0)
     fused = training.fit(Toy(), toy_data(), steps=30, batch_size=32, progress=False).train_loss

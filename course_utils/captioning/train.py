@@ -14,7 +14,7 @@ import torch
 
 from course_utils.captioning import decoding
 from course_utils.captioning.data import decode
-from course_utils.training import fused_for, warmup_cosine
+from course_utils.training import adamw, warmup_cosine
 
 
 def _trim(batch: dict) -> dict:
@@ -49,8 +49,7 @@ def fit(model, data: dict, steps: int = 600, batch_size: int = 64, lr: float = 3
     Used in chapter 10, "3. Teacher forcing: training on the reference text"."""
     gen = torch.Generator().manual_seed(seed)
     model.to(device).train()
-    params = [p for p in model.parameters() if p.requires_grad]
-    opt = torch.optim.AdamW(params, lr=lr, weight_decay=0.01, **fused_for(params[0].device))
+    opt = adamw([p for p in model.parameters() if p.requires_grad], lr)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: warmup_stable_decay(s, steps, warmup, decay))
     bar = None
     if progress:

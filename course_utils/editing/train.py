@@ -13,7 +13,7 @@ import time
 import torch
 
 from course_utils.editing import data as edata
-from course_utils.training import fused_for, warmup_cosine
+from course_utils.training import adamw, warmup_cosine
 
 
 def fit(model, loss_of, tensors: dict, steps: int, batch_size: int = 64, lr: float = 2e-3,
@@ -28,8 +28,7 @@ def fit(model, loss_of, tensors: dict, steps: int, batch_size: int = 64, lr: flo
         raise ValueError(f"steps and batch_size must be positive, got {steps} and {batch_size}")
     n = len(next(v for v in tensors.values() if isinstance(v, torch.Tensor)))
     device = next(model.parameters()).device
-    params = list(model.parameters())
-    opt = torch.optim.AdamW(params, lr=lr, weight_decay=0.01, **fused_for(params[0].device))
+    opt = adamw(model.parameters(), lr)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: warmup_cosine(s, steps, min(warmup, steps)))
     gen = torch.Generator().manual_seed(seed)
     losses, start = [], time.perf_counter()

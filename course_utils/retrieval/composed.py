@@ -28,7 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from course_utils.training import fused_for
+from course_utils.training import adamw
 
 __all__ = ["COMBINERS", "Combiner", "build_combiner", "combiner_loss", "train_combiner"]
 
@@ -137,7 +137,7 @@ def train_combiner(combiner: Combiner, image: Tensor, text, target: Tensor,
         raise ValueError(f"batch_size must be at least 2 (a batch's other targets are the negatives), got {batch_size!r}")
     modules = [combiner] + ([text_encoder] if text_encoder is not None else [])
     params = [p for m in modules for p in m.parameters() if p.requires_grad]
-    opt = torch.optim.AdamW(params, lr=lr, weight_decay=0.01, **fused_for(params[0].device))
+    opt = adamw(params, lr)
     gen = torch.Generator().manual_seed(seed)
     warmup = max(1, steps // 20)
     losses = []

@@ -22,7 +22,7 @@ import torch
 from torch import Tensor
 
 from course_utils.retrieval.negatives import negclip_loss
-from course_utils.training import fused_for
+from course_utils.training import adamw
 from course_utils.world import encoding
 from course_utils.world.descriptions import caption
 from course_utils.world.foils import relation_pair, swapped_caption
@@ -112,7 +112,7 @@ def finetune(model, data: dict, steps: int = 1000, batch_size: int = 128, lr: fl
                          f"got {kind_weights!r}")
     device = next(model.parameters()).device
     params = [p for p in model.parameters() if p.requires_grad]
-    opt = torch.optim.AdamW(params, lr=lr, weight_decay=0.01, **fused_for(params[0].device))
+    opt = adamw(params, lr)
     gen = torch.Generator().manual_seed(seed)
     warmup = max(1, steps // 20)
     losses: list[float] = []
