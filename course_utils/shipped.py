@@ -109,9 +109,10 @@ RECIPES = {
         kind=CAPTIONER,
         description="Chapter 10's captioner: clip-stage1's image encoder (frozen), a projector and a "
         "small GPT-2 decoder (captioning.Captioner) trained with teacher forcing to describe "
-        "a scene briefly, in detail or as a one-line summary, as the instruction asks.",
+        "a scene briefly, in detail or as a one-line summary, as the instruction asks; the "
+        "frozen all-MiniLM-L6-v2 reads the instruction.",
         n_train=30_000, n_eval=1_000, steps=4_000, batch_size=64, lr=3e-3, stage1_steps=1_000,
-        model_config={"width": 64, "layers": 2}, freeze="image_encoder",
+        model_config={"width": 64, "layers": 2, "instructions": "minilm"}, freeze="image_encoder",
     ),
     "retrieval-negclip": Recipe(
         kind=RETRIEVER,
@@ -246,11 +247,9 @@ def tokenizer_for(kind: str):
     from course_utils import fusion
 
     if kind in fusion.PRETRAINED_TEXT_KINDS:
-        from transformers import AutoTokenizer
+        from course_utils.text import minilm_tokenizer
 
-        from course_utils.assets import minilm_dir
-
-        return AutoTokenizer.from_pretrained(minilm_dir(verify=False))
+        return minilm_tokenizer()
     return vocabulary.load_tokenizer()
 
 

@@ -8,9 +8,10 @@ Reference implementations that later chapters import once chapter 04 has built t
   the masked mean over its real tokens (padding never changes the result);
 * :func:`small_bert_config`, :class:`TextEncoder`, :class:`TextClassifier` — a small
   ``BertModel`` that always receives its attention mask;
-* :func:`load_minilm` and :func:`embed_sentences` — the real all-MiniLM-L6-v2, offline,
-  checksum verified, and normalised sentence embeddings; :class:`FrozenTextFeatures`
-  (:func:`minilm_features`) — its token features, computed once per distinct instruction;
+* :func:`load_minilm`, :func:`minilm_tokenizer` and :func:`embed_sentences` — the real
+  all-MiniLM-L6-v2, offline, checksum verified, and normalised sentence embeddings;
+  :class:`FrozenTextFeatures` (:func:`minilm_features`) — its token features, computed once
+  per distinct instruction;
 * :func:`small_gpt2_config`, :func:`lm_batch`, :func:`lm_loss`,
   :func:`next_token_accuracy`, :func:`greedy_generate` — a tiny causal decoder (GPT-2
   architecture) and the plain greedy loop that generates with it.
@@ -185,6 +186,18 @@ def load_minilm(device=None):
     if device is not None:
         model.to(device)
     return tokenizer, model
+
+
+def minilm_tokenizer():
+    """all-MiniLM-L6-v2's tokenizer alone, from the local package (no checksum pass: the
+    weights are verified where they are loaded, by :func:`load_minilm`).
+
+    Used in chapter 09, "6. Generalisation (FAQ 9.3)"."""
+    from transformers import AutoTokenizer
+
+    from course_utils.assets import minilm_dir
+
+    return AutoTokenizer.from_pretrained(minilm_dir(verify=False))
 
 
 def _hidden(output) -> torch.Tensor:

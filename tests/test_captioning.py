@@ -117,10 +117,36 @@ def test_detokenize_and_decode_give_the_world_spelling():
     (dict(width=30, heads=4), "divisible"),
     (dict(layers=0), "layers"),
     (dict(max_instruction=0), "max_instruction"),
+    (dict(instructions="bert"), "instructions must be one of"),
 ])
 def test_bad_configs_are_named(change, message):
     with pytest.raises(ValueError, match=message):
         CaptionerConfig(vocab_size=408, eos_token_id=3, vision=cdata.vision_config(), **change)
+
+
+def test_minilm_reads_the_instruction_and_its_weights_stay_out_of_the_file(tmp_path):
+    """MiniLM's frozen features, projected, replace the decoder's embeddings of the
+    instruction; only the projection trains and is saved, and ids from the world's tokenizer
+    are refused (every MiniLM row starts with its [CLS])."""
+    model = tiny(instructions="minilm")
+    tok = cdata.instruction_tokenizer("minilm")
+    enc = cdata.encode_instructions(["Describe the image in detail.", "What kind of scene is this?"], 24, tok)
+    words = model.embed_instruction(enc["instruction_ids"], enc["instruction_mask"])
+    assert words.shape == (2, 24, 32)
+    feats = model.features(enc["instruction_ids"], enc["instruction_mask"])  # (2, 24, 384)
+    assert torch.allclose(words, model.instruction_in(feats))
+    assert not any(k.startswith("features") for k in model.state_dict())
+    names = {n for n, p in model.named_parameters() if n.startswith("instruction_in")}
+    assert names == {"instruction_in.0.weight", "instruction_in.0.bias", "instruction_in.1.weight",
+                     "instruction_in.1.bias"}
+    model.save(tmp_path / "m.safetensors")
+    loaded, _ = Captioner.load(tmp_path / "m.safetensors")
+    assert torch.equal(loaded.embed_instruction(enc["instruction_ids"], enc["instruction_mask"]), words)
+    world = cdata.encode_instructions(["Describe the image in detail."], 24)
+    with pytest.raises(ValueError, match="do not come from the pretrained encoder's tokenizer"):
+        model.embed_instruction(world["instruction_ids"], world["instruction_mask"])
+    with pytest.raises(ValueError, match="'world' or 'minilm'"):
+        cdata.instruction_tokenizer("bert")
 
 
 def test_bad_inputs_are_named():
@@ -149,3 +175,13 @@ def test_the_description_data_has_three_balanced_forms_and_held_out_phrasings():
         scene = json.loads(row["scene"])
         assert row["answer"] == descriptions.describe(scene, row["task"])
 
+
+
+def test_the_decoders_fused_gelu_is_gpt2s_gelu():
+    """The captioner asks for "gelu_pytorch_tanh" (one kernel, a faster step) in place of
+    GPT-2's default "gelu_new": the same function."""
+    from transformers.activations import ACT2FN
+
+    x = torch.linspace(-8, 8, 2001)
+    torch.testing.assert_close(ACT2FN["gelu_pytorch_tanh"](x), ACT2FN["gelu_new"](x))
+    assert tiny().decoder.config.activation_function == "gelu_pytorch_tanh"

@@ -296,11 +296,13 @@ def test_reproduce_captioner_writes_weights_and_a_card_that_agree(tmp_path, monk
 
     monkeypatch.setenv("COURSE_CACHE_DIR", str(tmp_path / "cache"))
     tiny = dataclasses.replace(RECIPES[CAPTION], n_train=64, n_eval=8, steps=3, stage1_steps=2,
-                               batch_size=16, model_config={"width": 16, "layers": 1, "heads": 2})
+                               batch_size=16, model_config={**RECIPES[CAPTION].model_config, "width": 16,
+                                                            "layers": 1, "heads": 2})  # fmt: skip
     monkeypatch.setitem(RECIPES, "tiny-caption", tiny)
     card = shipped.reproduce("tiny-caption", folder=tmp_path, progress=False)
     describer = shipped.load_pretrained("tiny-caption", folder=tmp_path)
-    assert describer.model.config.width == 16
+    assert describer.model.config.width == 16 and describer.model.config.instructions == "minilm"
+    assert describer.tokenizer.vocab_size == 30_522  # the instructions are read with MiniLM's tokenizer
     assert evaluate_captioner(describer.model, evaluation_data(tiny)) == card["metrics"]
     import torch
     from safetensors.torch import load_file

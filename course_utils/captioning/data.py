@@ -27,6 +27,20 @@ def vision_config(name: str = "clip-stage1") -> dict:
     return {k: card["model_config"][k] for k in VISION_FIELDS}
 
 
+def instruction_tokenizer(instructions: str = "world"):
+    """The tokenizer of a captioner's instructions (``CaptionerConfig.instructions``): the
+    world's, or all-MiniLM-L6-v2's for a captioner that reads them with MiniLM.
+
+    Used in chapter 10, "8. The shipped captioner and generalisation"."""
+    if instructions == "minilm":
+        from course_utils.text import minilm_tokenizer
+
+        return minilm_tokenizer()
+    if instructions != "world":
+        raise ValueError(f"instructions must be 'world' or 'minilm', got {instructions!r}")
+    return load_tokenizer()
+
+
 def encode_instructions(instructions: list[str], max_instruction: int, tokenizer=None) -> dict:
     """``instruction_ids`` / ``instruction_mask`` ``(N, max_instruction)``; a longer one is an error.
 
@@ -57,16 +71,18 @@ def encode_answers(answers: list[str], eos_token_id: int, tokenizer=None) -> tor
     return out
 
 
-def description_tensors(split, max_instruction: int = 24, tokenizer=None) -> dict:
+def description_tensors(split, max_instruction: int = 24, tokenizer=None, instructions: str = "world") -> dict:
     """A description split as tensors, prepared once: ``pixel_values``, the instruction's
-    ids and mask, ``answer_ids`` and ``form`` (index in ``DESCRIBE_FORMS``).
+    ids and mask (in the tokenizer ``instructions`` names: :func:`instruction_tokenizer`),
+    ``answer_ids`` (the world's tokenizer) and ``form`` (index in ``DESCRIBE_FORMS``).
 
     Used in chapter 10, "3. Teacher forcing: training on the reference text"."""
     from course_utils.world.descriptions import DESCRIBE_FORMS
 
     tokenizer = tokenizer or load_tokenizer()
     out = {"pixel_values": encoding.normalize_images(encoding.images_to_array(split))}
-    out |= encode_instructions(list(split["instruction"]), max_instruction, tokenizer)
+    words = tokenizer if instructions == "world" else instruction_tokenizer(instructions)
+    out |= encode_instructions(list(split["instruction"]), max_instruction, words)
     out["answer_ids"] = encode_answers(list(split["answer"]), tokenizer.sep_token_id, tokenizer)
     out["form"] = torch.tensor([DESCRIBE_FORMS.index(t) for t in split["task"]])
     return out

@@ -34,7 +34,7 @@ class Describer:
     def __init__(self, model: Captioner, card: dict | None = None, tokenizer=None):
         self.model = model.eval()
         self.card = card or {}
-        self.tokenizer = tokenizer or load_tokenizer()
+        self.tokenizer = tokenizer or cdata.instruction_tokenizer(model.config.instructions)
 
     @property
     def device(self):
@@ -74,8 +74,9 @@ def evaluate_captioner(model: Captioner, splits: dict) -> dict:
     Used in chapter 10, "8. The shipped captioner and generalisation"."""
     metrics = {}
     for name, split in splits.items():
-        texts = train.describe_tensors(model, cdata.description_tensors(split, model.config.max_instruction),
-                                       device=next(model.parameters()).device)  # fmt: skip
+        tensors = cdata.description_tensors(split, model.config.max_instruction,
+                                            instructions=model.config.instructions)  # fmt: skip
+        texts = train.describe_tensors(model, tensors, device=next(model.parameters()).device)
         forms = [t.removeprefix("describe_") for t in split["task"]]
         scenes = [json.loads(s) for s in split["scene"]]
         every = grounding.grounded_metrics(texts, scenes, forms)
@@ -103,7 +104,8 @@ def reproduce_captioner(recipe, weights: Path, progress: bool = True) -> dict:
                                        n_eval=recipe.n_eval, splits=("train", *CAPTION_SPLITS),
                                        progress=progress)  # fmt: skip
     tok = load_tokenizer()
-    tensors = cdata.description_tensors(ds["train"])
+    instructions = recipe.model_config.get("instructions", "world")
+    tensors = cdata.description_tensors(ds["train"], instructions=instructions)
     torch.manual_seed(recipe.seed)
     model = Captioner(CaptionerConfig(vocab_size=len(tok), eos_token_id=tok.sep_token_id,
                                       vision=cdata.vision_config(), **recipe.model_config))  # fmt: skip
