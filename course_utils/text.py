@@ -359,6 +359,13 @@ def group_similarity(emb: torch.Tensor, groups) -> dict:
 # ---- a tiny causal decoder -----------------------------------------------------------
 
 
+#: GPT-2's GELU (its tanh approximation) as PyTorch's one fused kernel: the same function as
+#: GPT-2's default "gelu_new", which transformers writes out in Python (eight tensor ops per
+#: call); a tiny decoder's training step is about a fifth faster with it (chapter 10's captioner:
+#: 65 -> 53 ms).
+GPT2_ACTIVATION = "gelu_pytorch_tanh"
+
+
 def small_gpt2_config(
     vocab_size: int,
     bos_token_id: int,
@@ -380,6 +387,7 @@ def small_gpt2_config(
         vocab_size=vocab_size, n_positions=n_positions, n_embd=n_embd, n_layer=n_layer,
         n_head=n_head, bos_token_id=bos_token_id, eos_token_id=eos_token_id,
         pad_token_id=pad_token_id, resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0,
+        activation_function=GPT2_ACTIVATION,
     )  # fmt: skip
 
 

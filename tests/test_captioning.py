@@ -178,10 +178,14 @@ def test_the_description_data_has_three_balanced_forms_and_held_out_phrasings():
 
 
 def test_the_decoders_fused_gelu_is_gpt2s_gelu():
-    """The captioner asks for "gelu_pytorch_tanh" (one kernel, a faster step) in place of
-    GPT-2's default "gelu_new": the same function."""
+    """The course's GPT-2 decoders (the captioner, chapter 04's and chapter 08's tiny ones) ask
+    for "gelu_pytorch_tanh" (one kernel, a faster step) in place of GPT-2's default
+    "gelu_new": the same function."""
     from transformers.activations import ACT2FN
 
+    from course_utils.text import GPT2_ACTIVATION, small_gpt2_config
+
     x = torch.linspace(-8, 8, 2001)
-    torch.testing.assert_close(ACT2FN["gelu_pytorch_tanh"](x), ACT2FN["gelu_new"](x))
-    assert tiny().decoder.config.activation_function == "gelu_pytorch_tanh"
+    torch.testing.assert_close(ACT2FN[GPT2_ACTIVATION](x), ACT2FN["gelu_new"](x))
+    assert tiny().decoder.config.activation_function == GPT2_ACTIVATION
+    assert small_gpt2_config(100, 1, 2, 0).activation_function == GPT2_ACTIVATION

@@ -54,6 +54,17 @@ def test_chapter_is_committed_without_outputs(path):
 
 
 @pytest.mark.parametrize("path", CHAPTERS, ids=lambda p: p.stem)
+def test_every_cell_has_its_own_id(path):
+    """nbformat 4.5 cell ids, read from the file as committed (``nbformat.read`` would add
+    missing ones silently, with a warning that will become an error)."""
+    import json
+
+    ids = [cell.get("id") for cell in json.loads(path.read_text())["cells"]]
+    assert None not in ids, f"cell {ids.index(None)} has no id"
+    assert len(set(ids)) == len(ids), "two cells share an id"
+
+
+@pytest.mark.parametrize("path", CHAPTERS, ids=lambda p: p.stem)
 def test_student_version_has_no_solution_and_still_parses(path):
     student = student_version(read(path), path.name)
     n_exercises = 0
