@@ -35,7 +35,7 @@ from torch import Tensor, nn
 
 from course_utils.fusion import MLP, ImageEncoder, InstructionEncoder, make_config
 from course_utils.text import mean_pool
-from course_utils.training import adamw
+from course_utils.training import adamw, contrastive_temperature
 
 __all__ = [
     "clip_loss",
@@ -54,8 +54,6 @@ __all__ = [
 
 #: CLIP's initial temperature (Radford et al. 2021): logit scale ``log(1 / 0.07)``.
 INIT_TEMPERATURE = 0.07
-#: CLIP clips the logit scale at 100 (temperature >= 0.01) to keep training stable.
-MAX_LOGIT_SCALE = 100.0
 #: The stage-1 objective's fixed temperature (nothing to learn there but the projector).
 STAGE1_TEMPERATURE = 0.07
 
@@ -151,7 +149,7 @@ class ContrastiveModel(nn.Module):
     @property
     def temperature(self) -> Tensor:
         """``1 / exp(logit_scale)``, with the scale clamped at 100 (a scalar tensor)."""
-        return 1 / self.logit_scale.clamp(max=math.log(MAX_LOGIT_SCALE)).exp()
+        return contrastive_temperature(self.logit_scale)
 
     def encode_image(self, pixel_values: Tensor) -> Tensor:
         tokens = self.image_encoder(pixel_values)  # (B, N_img, D)

@@ -129,6 +129,19 @@ def adamw(params, lr: float, weight_decay: float = 0.01) -> torch.optim.AdamW:
     return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay, **fused_for(params[0].device))
 
 
+#: CLIP clips its learned logit scale at 100 (temperature >= 0.01) to keep training stable.
+MAX_LOGIT_SCALE = 100.0
+
+
+def contrastive_temperature(logit_scale: torch.Tensor) -> torch.Tensor:
+    """CLIP's learned temperature: ``1 / exp(logit_scale)``, the scale clamped at
+    :data:`MAX_LOGIT_SCALE` (a scalar tensor that gradients flow through). The rule of every
+    contrastive model of the course: chapter 07's encoders, chapter 11's retriever and combiner.
+
+    Used in chapter 07, "3. The temperature"."""
+    return 1 / logit_scale.clamp(max=math.log(MAX_LOGIT_SCALE)).exp()
+
+
 def warmup_cosine(step: int, total: int, warmup: int) -> float:
     """Learning-rate multiplier: linear warm-up to 1, then cosine decay to 0.
 

@@ -145,3 +145,21 @@ def test_outcomes_are_recorded_for_the_runner(tmp_path, monkeypatch):
     assert data["exercises"] == {"Toy exercise: double a number": "wrong"}
     check_double(None)
     assert json.loads(results.read_text())["exercises"]["Toy exercise: double a number"] == "not attempted"
+
+
+def test_as_number_takes_numbers_and_one_element_tensors_and_names_the_rest():
+    import math
+
+    import torch
+
+    from course_utils.checks.core import as_number
+
+    assert as_number(0.5, "x") == 0.5 and as_number(torch.tensor([2.0]), "x") == 2.0
+    with pytest.raises(AssertionError, match=r"x is a tensor of shape \(3,\) \(one value per query\)"):
+        as_number(torch.zeros(3), "x", rows=3)
+    with pytest.raises(AssertionError, match=r"x is a tensor of shape \(2, 2\); return one number"):
+        as_number(torch.zeros(2, 2), "x", rows=3)
+    with pytest.raises(AssertionError, match="x should be a number"):
+        as_number(True, "x")
+    with pytest.raises(AssertionError, match="x is nan, guard against dividing by 0"):
+        as_number(math.nan, "x", not_finite="guard against dividing by 0")

@@ -8,11 +8,20 @@ wrong without printing the reference values.
 from __future__ import annotations
 
 import math
-import numbers
 import random
 from collections import Counter
 
-from course_utils.checks.core import call_student, checker, expect_close, expect_shape, expect_type
+from course_utils.checks.core import (
+    as_number,
+    call_student,
+    checker,
+    expect_close,
+    expect_shape,
+    expect_type,
+)
+
+#: The end of the message for a NaN or infinite answer: what usually causes one here.
+DIVIDE_BY_ZERO = "guard against dividing by 0"
 
 # ---- Exercise 1: BLEU's brevity penalty ---------------------------------------------------
 
@@ -24,18 +33,6 @@ _BP_CASES = {
     "a hypothesis longer than the references": (12, 10),
     "a zero-length hypothesis": (0, 8),
 }
-
-
-def _as_float(value, what: str) -> float:
-    """A student's number (a Python number or a one-element tensor) as a float."""
-    if hasattr(value, "item") and getattr(value, "numel", lambda: 1)() == 1:
-        value = value.item()
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise AssertionError(f"{what} should be a number (a float), got {type(value).__name__}")
-    value = float(value)
-    if not math.isfinite(value):
-        raise AssertionError(f"{what} is {value}; guard against dividing by 0")
-    return value
 
 
 def _bp_mistake(case: str, c: int, r: int, got: float) -> str:
@@ -78,7 +75,7 @@ def check_brevity_penalty(fn):
     from course_utils.captioning import ngram
 
     for case, (c, r) in _BP_CASES.items():
-        got = _as_float(call_student(fn, c, r), f"the result on case '{case}'")
+        got = as_number(call_student(fn, c, r), f"the result on case '{case}'", not_finite=DIVIDE_BY_ZERO)
         want = ngram.brevity_penalty(c, r)
         if abs(got - want) <= 1e-6:
             continue
@@ -190,7 +187,7 @@ def check_chair(fn):
         missing = {"chair_i", "chair_s"} - set(out)
         if missing:
             raise AssertionError(f"the result is missing the key(s) {sorted(missing)}")
-        got = {k: _as_float(out[k], f"{k} on case '{case}'") for k in ("chair_i", "chair_s")}
+        got = {k: as_number(out[k], f"{k} on case '{case}'", not_finite=DIVIDE_BY_ZERO) for k in ("chair_i", "chair_s")}
         ref = grounding.chair(stated, true)
         variants = _chair_variants(stated, true)
         for key, other in (("chair_i", "chair_s"), ("chair_s", "chair_i")):

@@ -7,28 +7,7 @@ says what is wrong without printing the reference values.
 
 from __future__ import annotations
 
-import math
-import numbers
-
-from course_utils.checks.core import call_student, checker, expect_type
-
-
-def _as_float(value, what: str, rows: int | None = None) -> float:
-    """A student's number (a Python number or a one-element tensor) as a float; a tensor of
-    ``rows`` values (one per query) is named as such."""
-    if hasattr(value, "numel") and hasattr(value, "item"):
-        if value.numel() != 1:
-            shape = tuple(value.shape)
-            per_query = " (one value per query)" if rows is not None and shape == (rows,) else ""
-            raise AssertionError(f"{what} is a tensor of shape {shape}{per_query}; return one "
-                                 "number, the mean over the queries")  # fmt: skip
-        value = value.item()
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise AssertionError(f"{what} should be a number (a float), got {type(value).__name__}")
-    value = float(value)
-    if not math.isfinite(value):
-        raise AssertionError(f"{what} is {value}, not a finite number")
-    return value
+from course_utils.checks.core import as_number, call_student, checker, expect_type
 
 
 def _first_match(got: float, variants: dict, messages: dict, case: str, tol: float = 1e-6):
@@ -140,7 +119,7 @@ def check_recall_at_k(fn):
 
     for case, (scores, relevance, k) in _recall_cases().items():
         out = call_student(fn, scores.clone(), relevance.clone(), k)
-        got = _as_float(out, f"the result on case '{case}'", rows=scores.shape[0])
+        got = as_number(out, f"the result on case '{case}'", rows=scores.shape[0])
         if abs(got - ranking.recall_at_k(scores, relevance, ks=(k,), mode="hit")[f"R@{k}"]) <= 1e-6:
             continue
         message = _first_match(got, _recall_variants(scores, relevance, k), _RECALL_MESSAGES, case)
@@ -386,7 +365,7 @@ def check_recall_against_exact(fn):
 
     for case, (approx, exact) in _ann_cases().items():
         out = call_student(fn, approx.clone(), exact.clone())
-        got = _as_float(out, f"the result on case '{case}'", rows=exact.shape[0])
+        got = as_number(out, f"the result on case '{case}'", rows=exact.shape[0])
         if abs(got - search.recall_against_exact(approx, exact)) <= 1e-6:
             continue
         message = _first_match(got, _ann_variants(approx, exact), _ANN_MESSAGES, case)

@@ -26,6 +26,7 @@ Hints and messages never contain the answer.
 from __future__ import annotations
 
 import functools
+import math
 import numbers
 import os
 import traceback
@@ -192,6 +193,27 @@ def expect_type(obj, types, what: str) -> None:
             " or ".join(t.__name__ for t in types) if isinstance(types, tuple) else types.__name__
         )
         raise AssertionError(f"{what} should be a {names}, got {type(obj).__name__}")
+
+
+def as_number(value, what: str, rows: int | None = None, not_finite: str = "not a finite number") -> float:
+    """A student's number (a Python number or a one-element tensor) as a float; otherwise an
+    ``AssertionError`` naming ``what``. A tensor of ``rows`` values is named as one value per
+    query; ``not_finite`` ends the message for NaN or inf (say what usually causes it).
+
+    Introduced in chapter 10, "Exercises"."""
+    if hasattr(value, "numel") and hasattr(value, "item"):
+        if value.numel() != 1:
+            shape = tuple(value.shape)
+            per_query = " (one value per query)" if rows is not None and shape == (rows,) else ""
+            raise AssertionError(f"{what} is a tensor of shape {shape}{per_query}; return one "
+                                 "number, the mean over the queries")  # fmt: skip
+        value = value.item()
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise AssertionError(f"{what} should be a number (a float), got {type(value).__name__}")
+    value = float(value)
+    if not math.isfinite(value):
+        raise AssertionError(f"{what} is {value}, {not_finite}")
+    return value
 
 
 def expect_shape(tensor, shape, what: str) -> None:

@@ -28,7 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from course_utils.training import adamw
+from course_utils.training import adamw, contrastive_temperature
 
 __all__ = ["COMBINERS", "Combiner", "build_combiner", "combiner_loss", "train_combiner"]
 
@@ -70,7 +70,7 @@ class Combiner(nn.Module):
 
     @property
     def temperature(self) -> Tensor:
-        return 1 / self.logit_scale.clamp(max=math.log(100.0)).exp()
+        return contrastive_temperature(self.logit_scale)  # CLIP's clamped 1 / exp(scale)
 
     def forward(self, image: Tensor, text: Tensor) -> Tensor:
         if image.dim() != 2 or image.shape != text.shape or image.shape[1] != self.dim:

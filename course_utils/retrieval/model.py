@@ -27,6 +27,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from course_utils.fusion import ImageEncoder, InstructionEncoder, make_config
+from course_utils.training import contrastive_temperature
 
 __all__ = ["RetrievalConfig", "RetrievalEncoder"]
 
@@ -93,7 +94,7 @@ class RetrievalEncoder(nn.Module):
 
     @property
     def temperature(self) -> Tensor:
-        return 1 / self.logit_scale.clamp(max=math.log(100.0)).exp()
+        return contrastive_temperature(self.logit_scale)  # CLIP's clamped 1 / exp(scale)
 
     def encode_image(self, pixel_values: Tensor) -> Tensor:
         tokens = self.image_encoder(pixel_values)  # (B, N_img, D)
