@@ -4,6 +4,7 @@
 
     pixel_values (B, 3, 48, 48) -> ImageEncoder -> (B, 9, Dv) -> projector -> (B, 9, D)
     instruction ids (B, L)      -> the decoder's token embeddings       -> (B, L, D)
+                                   (or frozen MiniLM -> LayerNorm, Linear: instructions="minilm")
     [image tokens ; instruction ; answer] -> GPT-2 blocks (causal) -> next-token logits
 
 The decoder is a ``transformers.GPT2LMHeadModel`` fed ``inputs_embeds``, so the course's
@@ -22,7 +23,7 @@ import torch
 from torch import Tensor, nn
 
 from course_utils.fusion import MLP, ImageEncoder, make_config
-from course_utils.text import GPT2_ACTIVATION
+from course_utils.text import GPT2_ACTIVATION, minilm_features
 
 #: How a captioner reads its instruction (``CaptionerConfig.instructions``).
 INSTRUCTION_ENCODERS = ("world", "minilm")
@@ -37,7 +38,7 @@ class CaptionerConfig:
 
     Introduced in chapter 10, "2. A captioner: image tokens as a prefix"."""
 
-    vocab_size: int  # the world tokenizer's vocabulary, shared by instructions and answers
+    vocab_size: int  # the world tokenizer's vocabulary: the answers' (and the instructions' if "world")
     eos_token_id: int  # ends every answer ([SEP] of the world's tokenizer)
     pad_token_id: int = 0  # padding of instructions and answers (masked, never predicted)
     width: int = 128  # decoder width D
@@ -99,8 +100,6 @@ class Captioner(nn.Module):
         self.decoder.generation_config.pad_token_id = config.pad_token_id
         self.decoder.generation_config.eos_token_id = config.eos_token_id
         if config.instructions == "minilm":  # chapter 09's move: a pretrained reader of the words
-            from course_utils.text import minilm_features
-
             self.instruction_in = nn.Sequential(nn.LayerNorm(MINILM_DIM), nn.Linear(MINILM_DIM, config.width))
             object.__setattr__(self, "features", minilm_features())  # not a submodule: not saved
 
