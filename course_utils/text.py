@@ -359,6 +359,9 @@ def group_similarity(emb: torch.Tensor, groups) -> dict:
 # ---- a tiny causal decoder -----------------------------------------------------------
 
 
+#: The width of all-MiniLM-L6-v2's token features and sentence embeddings.
+MINILM_DIM = 384
+
 #: GPT-2's GELU (its tanh approximation) as PyTorch's one fused kernel: the same function as
 #: GPT-2's default "gelu_new", which transformers writes out in Python (eight tensor ops per
 #: call); a tiny decoder's training step is about a fifth faster with it (chapter 10's captioner:

@@ -10,7 +10,9 @@ import json
 
 import torch
 
+from course_utils.captioning.model import INSTRUCTION_ENCODERS
 from course_utils.runtime import data_dir
+from course_utils.text import minilm_tokenizer
 from course_utils.world import encoding
 from course_utils.world.vocabulary import load_tokenizer
 
@@ -32,13 +34,9 @@ def instruction_tokenizer(instructions: str = "world"):
     world's, or all-MiniLM-L6-v2's for a captioner that reads them with MiniLM.
 
     Used in chapter 10, "8. The shipped captioner and generalisation"."""
-    if instructions == "minilm":
-        from course_utils.text import minilm_tokenizer
-
-        return minilm_tokenizer()
-    if instructions != "world":
-        raise ValueError(f"instructions must be 'world' or 'minilm', got {instructions!r}")
-    return load_tokenizer()
+    if instructions not in INSTRUCTION_ENCODERS:
+        raise ValueError(f"instructions must be one of {INSTRUCTION_ENCODERS}, got {instructions!r}")
+    return minilm_tokenizer() if instructions == "minilm" else load_tokenizer()
 
 
 def encode_instructions(instructions: list[str], max_instruction: int, tokenizer=None) -> dict:

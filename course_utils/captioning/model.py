@@ -23,13 +23,10 @@ import torch
 from torch import Tensor, nn
 
 from course_utils.fusion import MLP, ImageEncoder, make_config
-from course_utils.text import GPT2_ACTIVATION, minilm_features
+from course_utils.text import GPT2_ACTIVATION, MINILM_DIM, minilm_features
 
 #: How a captioner reads its instruction (``CaptionerConfig.instructions``).
 INSTRUCTION_ENCODERS = ("world", "minilm")
-
-#: The width of all-MiniLM-L6-v2's token features.
-MINILM_DIM = 384
 
 
 @dataclass

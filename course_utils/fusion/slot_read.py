@@ -12,7 +12,7 @@ from torch import Tensor, nn
 from course_utils.fusion.blocks import SelfAttentionBlock
 from course_utils.fusion.config import FusionConfig
 from course_utils.fusion.families import FusionModel
-from course_utils.text import mean_pool
+from course_utils.text import MINILM_DIM, mean_pool
 
 # ---- a relational reader: explicit coordinates, text-derived slots, two reads -----------
 
@@ -164,7 +164,7 @@ class MiniLMSlotReadFusion(SlotReadFusion):
     """
 
     kind = "slot_read_minilm"
-    text_dim = 384
+    text_dim = MINILM_DIM
 
     def __init__(self, cfg: FusionConfig, features=None):
         super().__init__(cfg)
