@@ -121,7 +121,7 @@ RECIPES = {
         "negatives (swapped attributes, reversed relations), and a TIRG combiner with its own "
         "instruction encoder trained on the world's edits for composed retrieval.",
         n_train=20_000, n_eval=1_000, steps=4_000, batch_size=128, lr=2e-3, stage1_steps=1_000,
-        model_config={"num_queries": 4, "text_layers": 2},
+        model_config={"num_queries": 4, "text_layers": 2, "embed_dim": 256, "mirror": 0.5},
     ),
     "edit-film-unet": Recipe(
         kind=EDITOR,

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import random
+import re
 from collections import Counter
 
 import pytest
@@ -17,6 +18,7 @@ from course_utils.retrieval.model import RetrievalConfig, RetrievalEncoder
 from course_utils.retrieval.pretrained import Retriever, load_retriever, save_retriever
 from course_utils.world import data, descriptions, encoding, foils, scenes
 from course_utils.world.descriptions import caption, refers_to
+from course_utils.world.phrasings import RELATION_WORDS
 
 
 def scene_of(*objects):
@@ -173,6 +175,26 @@ def test_embeddings_are_unit_vectors_and_padding_does_not_matter(clip):
     torch.testing.assert_close(e.norm(dim=-1), torch.ones(1))
 
 
+def test_a_wider_space_starts_with_the_images_where_they_were(world_scenes, clip):
+    ds, _ = world_scenes
+    pixels = encoding.normalize_images(encoding.images_to_array(ds))[:8]
+    enc = RetrievalEncoder.from_contrastive(clip, embed_dim=3 * clip.embed_dim).eval()
+    ids = torch.tensor([[2, 26, 277, 134, 78, 26, 165, 123, 3]])
+    with torch.no_grad():
+        image = enc.encode_image(pixels)  # (8, 3E): the new dimensions are zero
+        torch.testing.assert_close(image[:, :clip.embed_dim], clip.encode_image(pixels), atol=1e-5, rtol=1e-4)
+        assert image[:, clip.embed_dim:].abs().max() == 0
+        text = enc.encode_text(ids)  # the new text dimensions are small but not zero: no saddle
+        assert 0 < text[:, clip.embed_dim:].norm() < 0.5
+    image.requires_grad_(True)
+    loss = (enc.encode_image(pixels) @ enc.encode_text(ids).T).sum()
+    loss.backward()
+    assert enc.cell_proj.weight.grad[clip.embed_dim:].abs().sum() > 0
+    for bad in (clip.embed_dim - 1, 64.0, True):
+        with pytest.raises(ValueError, match="embed_dim"):
+            RetrievalEncoder.from_contrastive(clip, embed_dim=bad)
+
+
 @pytest.mark.parametrize("kw", [{"embed_dim": 0}, {"num_queries": 1.5}, {"query_std": -1.0}])
 def test_retrieval_config_rejects_bad_sizes(kw):
     with pytest.raises(ValueError):
@@ -237,6 +259,46 @@ def test_foil_tensors_and_a_few_steps(world_scenes, clip):
     assert len(losses) == 3 and all(torch.isfinite(torch.tensor(losses)))
     with pytest.raises(ValueError, match="kind_weights"):
         train.finetune(enc, t, steps=1, kind_weights=(1, 1))
+    for bad in (1.5, -0.1, True):
+        with pytest.raises(ValueError, match="mirror"):
+            train.finetune(enc, t, steps=1, mirror=bad)
+    assert len(train.finetune(enc, t, steps=2, batch_size=8, mirror=1.0)) == 2
+
+
+def test_a_mirrored_relation_exchanges_left_and_right(world_scenes):
+    ds, sc = world_scenes
+    from course_utils.world.vocabulary import load_tokenizer
+
+    tok = load_tokenizer()
+    t = train.foil_tensors(ds, tok, max_length=64)
+    rel = train.TEXT_KINDS.index("relation")
+    texts = tok.batch_decode(t["input_ids"][rel], skip_special_tokens=True)
+    mirrored = tok.batch_decode(t["mirror_ids"], skip_special_tokens=True)
+    foils_ = tok.batch_decode(t["mirror_foil_ids"], skip_special_tokens=True)
+    horizontal = [i for i, text in enumerate(texts) if "left" in text.split() or "right" in text.split()]
+    assert horizontal and len(horizontal) < len(texts)  # some of each
+    words = {w: rel_ for rel_, ws in RELATION_WORDS.items() for w in ws}
+
+    def program(text):  # "a red circle to the left of a blue square" -> a refer program
+        m = re.fullmatch(r"an? (\w+) (\w+) (.+) an? (\w+) (\w+)", text)
+        return {"op": "refer", "a": {"color": m[1], "shape": m[2]}, "rel": words[m[3]],
+                "b": {"color": m[4], "shape": m[5]}}
+
+    for i in horizontal:
+        assert mirrored[i].split() == [{"left": "right", "right": "left"}.get(w, w) for w in texts[i].split()]
+        if t["has_foil"][rel, i]:  # true of the mirrored scene, and its foil false
+            assert refers_to(program(mirrored[i]), scenes.hflip(sc[i]))
+            assert not refers_to(program(foils_[i]), scenes.hflip(sc[i]))
+    # the brief caption's foil sometimes trades sizes, sometimes colours
+    brief = tok.batch_decode(t["input_ids"][0], skip_special_tokens=True)
+    brief_foils = tok.batch_decode(t["foil_ids"][0], skip_special_tokens=True)
+    changed = Counter()
+    for text, foil, has in zip(brief, brief_foils, t["has_foil"][0].tolist()):
+        if has:
+            diff = {w for w in set(text.split()) ^ set(foil.split())} | {
+                a for a, b in zip(text.split(), foil.split()) if a != b}
+            changed["size" if diff & {"large", "small"} else "color"] += 1
+    assert changed["size"] > 0 and changed["color"] > 0, changed
 
 
 # ---- relevance and scores ---------------------------------------------------------------------------

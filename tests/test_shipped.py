@@ -335,7 +335,9 @@ def test_shipped_retriever_reproduces_its_recorded_metrics(eval_tensors):
     assert_same_metrics(evaluate_retriever(retriever, *eval_tensors[RETRIEVE]), recorded)
     clip_r1 = model_card(CLIP)["metrics"]["text_to_image@1"]
     assert recorded["test"]["R@1"] >= clip_r1 - 0.01  # hard negatives must not cost ordinary recall
-    assert recorded["foils"]["swap"] > 0.8 and recorded["foils"]["relation"] > 0.6
+    # chapter 11's targets: caption recall, both kinds of foil, composed retrieval
+    assert recorded["test"]["R@1"] >= 0.98 and recorded["composed"]["R@1"] >= 0.9
+    assert recorded["foils"]["swap"] >= 0.95 and recorded["foils"]["relation"] >= 0.95
 
 
 def test_the_retriever_takes_pil_images_and_plain_text():
@@ -347,7 +349,7 @@ def test_the_retriever_takes_pil_images_and_plain_text():
     ds = data.load_caption_dataset(n_train=0, n_eval=40, splits=["test"], cache=False)["test"]
     scenes_ = [__import__("json").loads(s) for s in ds["scene"]]
     gallery = retriever.embed_images(list(ds["image"]))
-    assert gallery.shape == (40, 64)
+    assert gallery.shape == (40, model_card(RETRIEVE)["model_config"]["encoder"]["embed_dim"])
     torch.testing.assert_close(gallery.norm(dim=-1), torch.ones(40))
     queries = retriever.embed_texts([descriptions.caption(s) for s in scenes_])
     _, idx = retriever.search(queries, gallery, k=1)

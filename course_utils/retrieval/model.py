@@ -73,22 +73,33 @@ class RetrievalEncoder(nn.Module):
 
     @classmethod
     def from_contrastive(cls, model, num_queries: int = 4, query_std: float = 1.0,
-                         text_layers: int | None = None, seed: int = 0) -> RetrievalEncoder:
+                         text_layers: int | None = None, seed: int = 0,
+                         embed_dim: int | None = None) -> RetrievalEncoder:
         """Start from a ``pretraining.ContrastiveModel``: its encoders, and heads that begin as
         its mean-pooled projections (``text_layers`` above the model's adds fresh layers).
+
+        ``embed_dim`` above the model's widens the shared space: the new image dimensions
+        start at zero, so images embed exactly as before, and the new text dimensions start
+        small and random, so both get a gradient (zeros on both sides would be a saddle).
 
         Used in chapter 11, "6. Hard negatives: NegCLIP's fix"."""
         fusion = dict(model.fusion_config)
         if text_layers is not None:
             fusion["text_layers"] = text_layers
+        old = model.embed_dim
+        embed_dim = old if embed_dim is None else embed_dim
+        if isinstance(embed_dim, bool) or not isinstance(embed_dim, int) or embed_dim < old:
+            raise ValueError(f"embed_dim must be an int of at least the model's {old}, got {embed_dim!r}")
         torch.manual_seed(seed)
-        new = cls(RetrievalConfig(model.embed_dim, num_queries, query_std, fusion))
+        new = cls(RetrievalConfig(embed_dim, num_queries, query_std, fusion))
         new.image_encoder.load_state_dict(model.image_encoder.state_dict())
         new.text_encoder.load_state_dict(model.text_encoder.state_dict(), strict=text_layers is None)
         cells = new.cfg.grid * new.cfg.grid
         with torch.no_grad():
-            new.cell_proj.weight.copy_(model.image_proj.weight.repeat(1, cells) / cells)
-            new.query_proj.weight.copy_(model.text_proj.weight.repeat(1, num_queries) / num_queries)
+            new.cell_proj.weight.zero_()
+            new.cell_proj.weight[:old].copy_(model.image_proj.weight.repeat(1, cells) / cells)
+            new.query_proj.weight[old:].mul_(0.1)  # small: the start stays near the model's
+            new.query_proj.weight[:old].copy_(model.text_proj.weight.repeat(1, num_queries) / num_queries)
             new.logit_scale.copy_(model.logit_scale)
         return new
 

@@ -217,6 +217,7 @@ def reproduce_retriever(recipe, weights: Path, progress: bool = True) -> dict:
 
     cfg = dict(recipe.model_config)
     share = cfg.pop("relation_share", 1 / len(TEXT_KINDS))
+    mirror = cfg.pop("mirror", 0.0)
     start = time.perf_counter()
     tok = load_tokenizer()
     caps = data.load_caption_dataset(seed=recipe.data_seed, n_train=recipe.n_train,
@@ -229,7 +230,7 @@ def reproduce_retriever(recipe, weights: Path, progress: bool = True) -> dict:
     encoder = RetrievalEncoder.from_contrastive(clip, seed=recipe.seed, **cfg)
     rest = (1 - share) / (len(TEXT_KINDS) - 1)
     losses = finetune(encoder, train, steps=recipe.steps, batch_size=recipe.batch_size, lr=recipe.lr,
-                      seed=recipe.seed, progress=progress, kind_weights=(rest, rest, share))
+                      seed=recipe.seed, progress=progress, kind_weights=(rest, rest, share), mirror=mirror)
     retriever = Retriever(encoder)
     image, target = retriever.embed_images(edits["image"]), retriever.embed_images(edits["target_image"])
     words = tok(list(edits["instruction"]), padding="longest", return_tensors="pt")
@@ -247,7 +248,8 @@ def reproduce_retriever(recipe, weights: Path, progress: bool = True) -> dict:
         "parameters": sum(p.numel() for m in (encoder, combiner, instructions) for p in m.parameters()),
         "metrics": metrics,
         "training": {"negclip_loss_first": round(losses[0], 4), "negclip_loss_last": round(losses[-1], 4),
-                     "combiner_loss_last": round(combiner_losses[-1], 4), "relation_share": share},
+                     "combiner_loss_last": round(combiner_losses[-1], 4), "relation_share": share,
+                     "mirror": mirror},
         "train_seconds": round(train_s, 1),
         "data_seconds": round(prep_s, 1),
     }
