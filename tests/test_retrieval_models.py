@@ -37,6 +37,15 @@ def world_scenes():
 
 
 @pytest.fixture(scope="module")
+def foil_data(world_scenes):
+    """The test scenes' texts and foils as tensors (train.foil_tensors), with the tokenizer."""
+    from course_utils.world.vocabulary import load_tokenizer
+
+    tok = load_tokenizer()
+    return train.foil_tensors(world_scenes[0], tok, max_length=64), tok
+
+
+@pytest.fixture(scope="module")
 def clip():
     torch.manual_seed(0)
     return ContrastiveModel(**encoding.model_sizes()).eval()
@@ -186,7 +195,6 @@ def test_a_wider_space_starts_with_the_images_where_they_were(world_scenes, clip
         assert image[:, clip.embed_dim:].abs().max() == 0
         text = enc.encode_text(ids)  # the new text dimensions are small but not zero: no saddle
         assert 0 < text[:, clip.embed_dim:].norm() < 0.5
-    image.requires_grad_(True)
     loss = (enc.encode_image(pixels) @ enc.encode_text(ids).T).sum()
     loss.backward()
     assert enc.cell_proj.weight.grad[clip.embed_dim:].abs().sum() > 0
@@ -243,12 +251,9 @@ def test_combiners_reject_bad_input(call):
 # ---- training data and fine-tuning -----------------------------------------------------------------
 
 
-def test_foil_tensors_and_a_few_steps(world_scenes, clip):
-    ds, sc = world_scenes
-    from course_utils.world.vocabulary import load_tokenizer
-
-    t = train.foil_tensors(ds, load_tokenizer(), max_length=64)
-    n = len(sc)
+def test_foil_tensors_and_a_few_steps(world_scenes, foil_data, clip):
+    t, _ = foil_data
+    n = len(world_scenes[1])
     assert t["input_ids"].shape == t["foil_ids"].shape == (3, n, 64)
     assert t["has_foil"].shape == (3, n) and t["has_foil"][:2].float().mean() > 0.5
     # no foil where it would equal its text
@@ -265,13 +270,10 @@ def test_foil_tensors_and_a_few_steps(world_scenes, clip):
     assert len(train.finetune(enc, t, steps=2, batch_size=8, mirror=1.0)) == 2
 
 
-def test_a_mirrored_relation_exchanges_left_and_right(world_scenes):
-    ds, sc = world_scenes
-    from course_utils.world.vocabulary import load_tokenizer
-
-    tok = load_tokenizer()
-    t = train.foil_tensors(ds, tok, max_length=64)
-    rel = train.TEXT_KINDS.index("relation")
+def test_a_mirrored_relation_exchanges_left_and_right(world_scenes, foil_data):
+    sc = world_scenes[1]
+    t, tok = foil_data
+    rel = train.RELATION
     texts = tok.batch_decode(t["input_ids"][rel], skip_special_tokens=True)
     mirrored = tok.batch_decode(t["mirror_ids"], skip_special_tokens=True)
     foils_ = tok.batch_decode(t["mirror_foil_ids"], skip_special_tokens=True)
@@ -289,14 +291,17 @@ def test_a_mirrored_relation_exchanges_left_and_right(world_scenes):
         if t["has_foil"][rel, i]:  # true of the mirrored scene, and its foil false
             assert refers_to(program(mirrored[i]), scenes.hflip(sc[i]))
             assert not refers_to(program(foils_[i]), scenes.hflip(sc[i]))
-    # the brief caption's foil sometimes trades sizes, sometimes colours
-    brief = tok.batch_decode(t["input_ids"][0], skip_special_tokens=True)
-    brief_foils = tok.batch_decode(t["foil_ids"][0], skip_special_tokens=True)
+
+
+def test_a_brief_foil_trades_sizes_or_colours(foil_data):
+    t, tok = foil_data
+    brief = train.TEXT_KINDS.index("brief")
+    texts = tok.batch_decode(t["input_ids"][brief], skip_special_tokens=True)
+    foils_ = tok.batch_decode(t["foil_ids"][brief], skip_special_tokens=True)
     changed = Counter()
-    for text, foil, has in zip(brief, brief_foils, t["has_foil"][0].tolist()):
-        if has:
-            diff = {w for w in set(text.split()) ^ set(foil.split())} | {
-                a for a, b in zip(text.split(), foil.split()) if a != b}
+    for text, foil, has in zip(texts, foils_, t["has_foil"][brief].tolist()):
+        if has:  # the words that moved, or that regrouping ("two large ...") added or dropped
+            diff = (set(text.split()) ^ set(foil.split())) | {a for a, b in zip(text.split(), foil.split()) if a != b}
             changed["size" if diff & {"large", "small"} else "color"] += 1
     assert changed["size"] > 0 and changed["color"] > 0, changed
 
